@@ -1,0 +1,1 @@
+"""One module per ``scale-vqa`` subcommand (see :mod:`scale_vqa.cli`)."""
