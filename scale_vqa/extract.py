@@ -1,0 +1,450 @@
+"""Batch extraction of zoom paths from many slides to a folder (``scale-vqa extract``).
+
+Output folder layout::
+
+    DIR/zoom_paths.jsonl             one zoom path per line (shared format), by slide_id
+    DIR/images/<slide_id>/<path_id>_<mag>x.png
+    DIR/failures.jsonl               one line per slide that failed (absent when none)
+    DIR/.parts/<slide_id>.jsonl      a finished slide's lines (written after its images)
+    DIR/.parts/config.json           the settings the folder was made with
+
+Slides run in worker processes; each opens its own OpenSlide handle. A finished
+slide's part file is written atomically after its images, so a rerun of the same
+command skips finished slides and ends with byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from curation.errors import ConfigError, InputError, ScaleVQAError, ValidationError
+from curation.io import atomic_write_bytes, atomic_write_jsonl, atomic_write_text, read_jsonl
+from scale_vqa.slides import SLIDE_SUFFIXES, open_slide, tissue_mask
+from scale_vqa.zoom import extract_zoom_path, normalise_magnifications, sample_centres
+
+ZOOM_PATHS = "zoom_paths.jsonl"
+FAILURES = "failures.jsonl"
+PARTS = ".parts"
+IMAGES = "images"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Settings of one extraction run (all of them part of the output's identity)."""
+
+    magnifications: tuple[float, ...] = (5.0, 10.0, 20.0)
+    size: int = 512
+    paths_per_slide: int = 8
+    mpp: float | None = None
+    seed: int = 0
+    allow_upsample: bool = False
+    min_tissue: float = 0.5
+    min_spacing: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "magnifications", tuple(normalise_magnifications(self.magnifications))
+        )
+        if self.size <= 0:
+            raise ConfigError(f"size={self.size} must be a positive number of pixels, e.g. 512")
+        if self.paths_per_slide < 0:
+            raise ConfigError(f"paths_per_slide={self.paths_per_slide} must be >= 0")
+        if self.mpp is not None and not self.mpp > 0:
+            raise ConfigError(f"mpp={self.mpp} must be a positive number of um per pixel")
+        if not 0 <= self.min_tissue <= 1:
+            raise ConfigError(f"min_tissue={self.min_tissue} must lie in [0, 1]")
+
+
+@dataclass(frozen=True)
+class PathRequest:
+    """One zoom path to extract: its id and centre (None: sample one on tissue)."""
+
+    path_id: str
+    centre: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class SlideJob:
+    """A slide and what to extract from it; ``requests`` None means sample N paths."""
+
+    slide_id: str
+    slide_path: str
+    requests: tuple[PathRequest, ...] | None = None
+
+
+@dataclass
+class ExtractResult:
+    """What a run did: slides finished now, resumed, failed, and paths written."""
+
+    out_dir: Path
+    done: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    n_paths: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when no slide failed."""
+        return not self.failures
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe form of an id."""
+    return _UNSAFE.sub("_", text).strip("._") or "x"
+
+
+def image_name(slide_id: str, path_id: str, magnification: float) -> str:
+    """Image path of one crop, relative to the output folder."""
+    return f"{IMAGES}/{safe_name(slide_id)}/{safe_name(path_id)}_{magnification:g}x.png"
+
+
+def find_slides(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given, plus the slide files (by suffix) directly inside each folder."""
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found.extend(
+                sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in SLIDE_SUFFIXES)
+            )
+        else:
+            found.append(p)  # missing files fail per slide, naming the file
+    return found
+
+
+def jobs_for_slides(slides: Sequence[Path]) -> list[SlideJob]:
+    """One sampling job per slide, slide_id = file stem (which must be unique)."""
+    jobs: dict[str, SlideJob] = {}
+    for p in slides:
+        if p.stem in jobs:
+            raise InputError(
+                f"two slides share the id {p.stem!r} ({jobs[p.stem].slide_path} and {p}); "
+                "slide ids are file stems: rename one of them"
+            )
+        jobs[p.stem] = SlideJob(p.stem, str(p))
+    return list(jobs.values())
+
+
+def _centre(value: Any, where: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not {"x", "y"} <= set(value):
+        raise ValidationError(f'{where}: field \'centre\' must be null or {{"x": .., "y": ..}}')
+    try:
+        x, y = float(value["x"]), float(value["y"])
+    except (TypeError, ValueError):
+        raise ValidationError(f"{where}: centre x/y must be numbers (level-0 pixels)") from None
+    return round(x), round(y)
+
+
+Annotations = str | os.PathLike[str] | Sequence[Mapping[str, Any]]
+"""An annotation JSONL file, or its lines as dicts (``Annotation.to_dict()`` works)."""
+
+
+def _annotation_lines(annotations: Annotations) -> tuple[Path, list[tuple[int, dict]]]:
+    """(file used in messages and to resolve relative slide paths, numbered lines)."""
+    if isinstance(annotations, (str, os.PathLike)):
+        return Path(annotations), list(read_jsonl(annotations))
+    return Path("<annotations>"), [(i, dict(obj)) for i, obj in enumerate(annotations, 1)]
+
+
+def _annotations_digest(annotations: Annotations) -> str:
+    if isinstance(annotations, (str, os.PathLike)):
+        return hashlib.sha256(Path(annotations).read_bytes()).hexdigest()
+    text = "".join(json.dumps(dict(a), sort_keys=True, default=str) + "\n" for a in annotations)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def jobs_from_annotations(
+    annotations: Annotations, slides: Sequence[Path] = ()
+) -> tuple[list[SlideJob], list[dict[str, str]]]:
+    """Jobs for each annotated zoom path, and failures for slides that cannot be found.
+
+    Each line's ``slide_id`` is matched to a given slide by file stem, else its
+    ``slide_path`` (absolute, relative to the annotation file, or to the working
+    folder) is used. Lines with ``"centre": null`` get sampled centres.
+    """
+    ann, numbered = _annotation_lines(annotations)
+    by_stem = {p.stem: p for p in slides}
+    requests: dict[str, list[PathRequest]] = {}
+    paths: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    seen: set[str] = set()
+    for lineno, obj in numbered:
+        where = f"{ann}:{lineno}"
+        sid, pid = obj.get("slide_id"), obj.get("path_id")
+        for name, value in (("slide_id", sid), ("path_id", pid)):
+            if not isinstance(value, str) or not value:
+                raise ValidationError(f"{where}: field '{name}' must be a non-empty string")
+        if pid in seen:
+            raise ValidationError(
+                f"{where}: path_id {pid!r} repeats an earlier line; make it unique"
+            )
+        seen.add(pid)
+        centre = _centre(obj.get("centre"), where)
+        if sid not in paths and sid not in missing:
+            slide_path = obj.get("slide_path")
+            if sid in by_stem:
+                paths[sid] = str(by_stem[sid])
+            elif isinstance(slide_path, str) and slide_path:
+                cands = [Path(slide_path)]
+                if not cands[0].is_absolute():
+                    cands.insert(0, ann.parent / slide_path)
+                hit = next((c for c in cands if c.is_file()), None)
+                if hit is not None:
+                    paths[sid] = str(hit)
+                else:
+                    missing[sid] = f"slide_path {slide_path!r} not found (line {lineno})"
+            else:
+                missing[sid] = (
+                    f"no input slide has the file stem {sid!r} and the line has no slide_path"
+                )
+        requests.setdefault(sid, []).append(PathRequest(pid, centre))
+    jobs = [
+        SlideJob(sid, paths[sid], tuple(reqs)) for sid, reqs in requests.items() if sid in paths
+    ]
+    failures = [
+        {"slide_id": sid, "slide_path": "", "error": f"{ann}: slide {sid!r}: {why}"}
+        for sid, why in missing.items()
+    ]
+    return jobs, failures
+
+
+def _save_png(image: Any, path: Path) -> None:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=False, compress_level=6)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def extract_one(job: SlideJob, out_dir: str | os.PathLike[str], config: ExtractConfig) -> dict:
+    """Extract one slide's zoom paths into ``out_dir`` (the worker).
+
+    Writes the images, then ``.parts/<slide_id>.jsonl`` atomically. Never raises for
+    a bad slide: returns ``{"slide_id", "status": "ok"|"failed", "error"?, "n", "notes"}``.
+    """
+    out = Path(out_dir)
+    result: dict[str, Any] = {"slide_id": job.slide_id, "status": "ok", "n": 0, "notes": []}
+    img_dir = out / IMAGES / safe_name(job.slide_id)
+    shutil.rmtree(img_dir, ignore_errors=True)  # leftovers of an interrupted run
+    try:
+        with open_slide(job.slide_path, mpp=config.mpp) as slide:
+            requests = list(job.requests) if job.requests is not None else None
+            if requests is None:
+                requests = [
+                    PathRequest(f"{job.slide_id}-{i:04d}") for i in range(config.paths_per_slide)
+                ]
+            todo = [r for r in requests if r.centre is None]
+            if todo:
+                given = [r.centre for r in requests if r.centre is not None]
+                centres = sample_centres(
+                    slide,
+                    len(todo),
+                    config.magnifications,
+                    config.size,
+                    seed=config.seed,
+                    min_spacing=config.min_spacing,
+                    min_tissue=config.min_tissue,
+                    mask=tissue_mask(slide),
+                    avoid=given,  # type: ignore[arg-type]
+                    allow_upsample=config.allow_upsample,
+                )
+                if len(centres) < len(todo):
+                    result["notes"].append(
+                        f"{job.slide_id}: only {len(centres)} of {len(todo)} zoom paths fit "
+                        f"(min_tissue={config.min_tissue}, spacing); wrote those"
+                    )
+                filled = dict(zip((r.path_id for r in todo), centres))
+                requests = [
+                    r if r.centre is not None else PathRequest(r.path_id, filled[r.path_id])
+                    for r in requests
+                    if r.centre is not None or r.path_id in filled
+                ]
+            lines = []
+            for req in requests:
+                assert req.centre is not None
+                zp = extract_zoom_path(
+                    slide,
+                    req.centre,
+                    config.magnifications,
+                    config.size,
+                    allow_upsample=config.allow_upsample,
+                    path_id=req.path_id,
+                )
+                zp.slide_id, zp.slide_path = job.slide_id, job.slide_path
+                names = [image_name(job.slide_id, req.path_id, c.magnification) for c in zp.crops]
+                for crop, name in zip(zp.crops, names):
+                    _save_png(crop.image, out / name)
+                lines.append(zp.to_record(names))
+        atomic_write_jsonl(out / PARTS / f"{safe_name(job.slide_id)}.jsonl", lines)
+        result["n"] = len(lines)
+    except ScaleVQAError as exc:
+        result.update(status="failed", error=str(exc))
+    except Exception as exc:  # an unexpected library error must not stop other slides
+        result.update(
+            status="failed", error=f"{job.slide_path}: {type(exc).__name__}: {exc}".rstrip()
+        )
+    if result["status"] == "failed":
+        shutil.rmtree(img_dir, ignore_errors=True)
+    return result
+
+
+def _check_config(out: Path, config: ExtractConfig, extra: dict[str, Any]) -> None:
+    """Refuse to resume into a folder made with other settings."""
+    wanted = json.dumps({**asdict(config), **extra}, sort_keys=True, indent=1) + "\n"
+    path = out / PARTS / "config.json"
+    if path.is_file():
+        have = path.read_text(encoding="utf-8")
+        if have != wanted:
+            raise ConfigError(
+                f"{out} was made with other settings ({path}); rerun with the same options "
+                "to resume, or choose a new --out folder (or delete this one)"
+            )
+    else:
+        atomic_write_text(path, wanted)
+
+
+def _clean_tmp(out: Path) -> None:
+    """Remove temporary files an interrupted atomic write may have left."""
+    for folder in (out, out / PARTS):
+        if folder.is_dir():
+            for p in folder.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
+
+
+def extract_slides(
+    slides: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    config: ExtractConfig | None = None,
+    *,
+    annotations: Annotations | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    on_slide_done: Callable[[dict], None] | None = None,
+) -> ExtractResult:
+    """Extract zoom paths from slides (files or folders) into ``out_dir``; resumable.
+
+    Without ``annotations``, ``config.paths_per_slide`` centres are sampled on the
+    tissue of each slide; with it, each annotation line is one zoom path (its centre,
+    or a sampled one when null). Failed slides are listed in the result and in
+    ``failures.jsonl``; the others finish. ``on_slide_done`` gets each worker result.
+    """
+    from tqdm import tqdm
+
+    config = config or ExtractConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = find_slides(slides)
+    failures: list[dict[str, str]] = []
+    extra: dict[str, Any] = {}
+    if annotations is not None:
+        jobs, failures = jobs_from_annotations(annotations, paths)
+        for f in failures:
+            print(f"failed: {f['error']}", file=sys.stderr)
+        extra["annotations_sha256"] = _annotations_digest(annotations)
+    else:
+        if not paths:
+            raise InputError("no slides given: pass slide files or folders holding them")
+        jobs = jobs_for_slides(paths)
+    jobs.sort(key=lambda j: j.slide_id)
+    _check_config(out, config, extra)
+    _clean_tmp(out)
+    result = ExtractResult(out)
+    parts = out / PARTS
+    todo = []
+    for job in jobs:
+        if (parts / f"{safe_name(job.slide_id)}.jsonl").is_file():
+            result.resumed.append(job.slide_id)
+        else:
+            todo.append(job)
+
+    def record(res: dict) -> None:
+        result.notes.extend(res.get("notes", []))
+        if res["status"] == "ok":
+            result.done.append(res["slide_id"])
+        else:
+            job = next(j for j in jobs if j.slide_id == res["slide_id"])
+            failures.append(
+                {"slide_id": job.slide_id, "slide_path": job.slide_path, "error": res["error"]}
+            )
+            print(f"failed: {res['error']}", file=sys.stderr)
+        if on_slide_done is not None:
+            on_slide_done(res)
+
+    bar = tqdm(total=len(todo), desc="extract", unit="slide", disable=not progress)
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            for job in todo:
+                record(extract_one(job, out, config))
+                bar.update()
+        else:
+            ctx = get_context("spawn")
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+                submitted = {pool.submit(extract_one, job, str(out), config): job for job in todo}
+                pending = set(submitted)
+                try:
+                    while pending:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for fut in sorted(finished, key=lambda f: submitted[f].slide_id):
+                            try:
+                                res = fut.result()
+                            except Exception as exc:  # a worker died (e.g. a native crash)
+                                job = submitted[fut]
+                                res = {
+                                    "slide_id": job.slide_id,
+                                    "status": "failed",
+                                    "error": f"{job.slide_path}: worker process failed "
+                                    f"({type(exc).__name__}: {exc}); rerun to retry",
+                                }
+                            record(res)
+                            bar.update()
+                except BaseException:
+                    for fut in pending:
+                        fut.cancel()
+                    raise
+    finally:
+        bar.close()
+
+    lines: list[str] = []
+    for job in jobs:
+        part = parts / f"{safe_name(job.slide_id)}.jsonl"
+        if part.is_file():
+            text = part.read_text(encoding="utf-8")
+            lines.extend(line for line in text.splitlines() if line.strip())
+    atomic_write_text(out / ZOOM_PATHS, "".join(line + "\n" for line in lines))
+    result.n_paths = len(lines)
+    failures.sort(key=lambda f: f["slide_id"])
+    result.failures = failures
+    if failures:
+        atomic_write_jsonl(out / FAILURES, failures)
+    else:
+        (out / FAILURES).unlink(missing_ok=True)
+    return result
+
+
+def read_zoom_paths(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a ``zoom_paths.jsonl`` (a file, or the folder holding one), checking fields."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / ZOOM_PATHS
+    rows = []
+    for lineno, obj in read_jsonl(path):
+        for key in ("slide_id", "path_id", "slide_path", "centre", "crops"):
+            if key not in obj:
+                raise ValidationError(f"{path}:{lineno}: missing field '{key}'")
+        rows.append(obj)
+    return rows
