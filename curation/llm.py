@@ -192,6 +192,28 @@ def cache_key(config: LLMConfig, messages: Messages, sample: int) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def _without_inline_data(messages: Messages) -> Messages:
+    """``messages`` as stored in a cache entry: inline ``data:`` URLs (base64 images) are
+    replaced by their SHA-256, so the cache does not hold a copy of every image (the cache
+    key is still computed over the full messages)."""
+
+    def strip(part: Any) -> Any:
+        url = part.get("image_url", {}).get("url") if isinstance(part, dict) else None
+        if not isinstance(url, str) or not url.startswith("data:"):
+            return part
+        head = url.split(",", 1)[0].split(";", 1)[0]
+        digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+        return {**part, "image_url": {**part["image_url"], "url": f"{head};sha256={digest}"}}
+
+    out: Messages = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            message = {**message, "content": [strip(p) for p in content]}
+        out.append(message)
+    return out
+
+
 def _retry_after(exc: Any) -> float | None:
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None) or {}
@@ -245,13 +267,17 @@ class LLMClient:
         return content
 
     def chat_many(
-        self, list_of_messages: Sequence[Messages], sample: int = 0, desc: str | None = None
+        self,
+        list_of_messages: Sequence[Messages],
+        sample: int = 0,
+        desc: str | None = None,
+        progress: bool = True,
     ) -> list[str]:
         """Answers to each conversation, in order, at most ``config.concurrency`` at once.
 
         Every answer is cached as soon as it arrives, so when one item finally fails (its
         :class:`LLMError` propagates) the others already answered are kept for the rerun.
-        Identical conversations are asked once.
+        Identical conversations are asked once. ``progress=False`` hides the progress bar.
         """
         from tqdm.auto import tqdm
 
@@ -268,7 +294,12 @@ class LLMClient:
             else:
                 todo[key] = messages
         if todo:
-            bar = tqdm(total=len(todo), desc=desc or f"LLM {self.config.model}", unit="call")
+            bar = tqdm(
+                total=len(todo),
+                desc=desc or f"LLM {self.config.model}",
+                unit="call",
+                disable=not progress,
+            )
             try:
                 with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
                     futures = {pool.submit(self._ask, k, m, sample): k for k, m in todo.items()}
@@ -319,7 +350,7 @@ class LLMClient:
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_tokens,
             "sample": sample,
-            "messages": messages,
+            "messages": _without_inline_data(messages),
             "content": content,
         }
         atomic_write_text(path, json.dumps(entry, ensure_ascii=False, indent=1) + "\n")

@@ -17,6 +17,18 @@ from scale_vqa import __version__
 
 COMMANDS: tuple[str, ...] = (
     # one module name per subcommand, in the order --help lists them
+    "audit",
+    "build",
+    "demo",
+    "evaluate",
+    "evidence",
+    "extract",
+    "generate",
+    "import_release",
+    "organs",
+    "publish",
+    "screen",
+    "simulate",
 )
 
 

@@ -1,0 +1,392 @@
+"""Registry of organ vocabularies: one YAML data file per organ.
+
+An organ file names the organ's compartments, its atomic observable features (with the
+scales at which each is visible: ``low`` for architecture, ``mid``, ``high`` for cytology),
+its diagnoses with ``P(feature | diagnosis)``, and feature pairs that cannot co-occur in one
+field. The files shipped in ``curation/vocabularies/`` are always read; more folders come
+from the ``SCALE_VQA_ORGANS_DIR`` environment variable (``os.pathsep``-separated) and from
+``extra_dirs`` arguments. Adding an organ is adding a file.
+
+Example (abridged)::
+
+    name: skin
+    display_name: Skin
+    compartments: [epidermis, dermis]
+    features:
+      - {id: keratin_pearls, phrase: keratin pearls, scales: [mid, high],
+         compartment: epidermis, synonyms: [squamous pearls], prevalence: 0.05}
+    diagnoses:
+      - {id: squamous_cell_carcinoma, name: squamous cell carcinoma, prevalence: 0.3,
+         features: {keratin_pearls: 0.7}}
+    exclusive: []
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from curation.errors import InputError, ValidationError
+
+SCALES: tuple[str, ...] = ("low", "mid", "high")
+"""Magnification scales, coarse to fine."""
+
+ENV_VAR = "SCALE_VQA_ORGANS_DIR"
+BUILTIN_DIR = Path(__file__).resolve().parent / "vocabularies"
+_NAME = re.compile(r"^[a-z0-9_]+$")
+
+_TOP_KEYS = {"name", "display_name", "compartments", "features", "diagnoses", "exclusive"}
+_TOP_OPTIONAL = {"description", "source"}
+_FEATURE_KEYS = {"id", "phrase", "scales", "compartment", "synonyms", "prevalence"}
+_DIAGNOSIS_KEYS = {"id", "name", "prevalence", "features", "synonyms"}
+
+
+@dataclass(frozen=True)
+class Feature:
+    """An atomic observable feature and where it can be seen."""
+
+    id: str
+    phrase: str
+    scales: tuple[str, ...]
+    compartment: str = ""
+    synonyms: tuple[str, ...] = ()
+    prevalence: float = 0.1
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A diagnosis and the probability of each characteristic feature under it."""
+
+    id: str
+    name: str
+    prevalence: float
+    features: dict[str, float] = field(default_factory=dict)
+    synonyms: tuple[str, ...] = ()
+
+
+@dataclass
+class Organ:
+    """One organ's vocabulary (see the module docstring for the file format)."""
+
+    name: str
+    display_name: str
+    compartments: list[str]
+    features: dict[str, Feature]
+    diagnoses: dict[str, Diagnosis]
+    exclusive: list[tuple[str, str]] = field(default_factory=list)
+    path: str = ""
+
+    def visible_at(self, scale: str) -> list[str]:
+        """Feature ids visible at ``scale``, in file order."""
+        return [f.id for f in self.features.values() if scale in f.scales]
+
+    def probability(self, feature: str, diagnosis: str | None) -> float:
+        """P(feature | diagnosis); the feature's baseline prevalence when not given."""
+        d = self.diagnoses.get(diagnosis or "")
+        if d is not None and feature in d.features:
+            return d.features[feature]
+        return self.features[feature].prevalence
+
+    def are_exclusive(self, a: str, b: str) -> bool:
+        """Whether features ``a`` and ``b`` cannot co-occur in one field."""
+        return (a, b) in self._exclusive_set or (b, a) in self._exclusive_set
+
+    @property
+    def _exclusive_set(self) -> set[tuple[str, str]]:
+        return {tuple(p) for p in self.exclusive}  # type: ignore[misc]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The organ in its file form."""
+        return {
+            "name": self.name,
+            "display_name": self.display_name,
+            "compartments": list(self.compartments),
+            "features": [
+                {
+                    "id": f.id,
+                    "phrase": f.phrase,
+                    "scales": list(f.scales),
+                    "compartment": f.compartment,
+                    "synonyms": list(f.synonyms),
+                    "prevalence": f.prevalence,
+                }
+                for f in self.features.values()
+            ],
+            "diagnoses": [
+                {"id": d.id, "name": d.name, "prevalence": d.prevalence, "features": d.features}
+                for d in self.diagnoses.values()
+            ],
+            "exclusive": [list(p) for p in self.exclusive],
+        }
+
+
+def _is_prob(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= float(v) <= 1.0
+
+
+def _check(data: Any, where: str) -> list[str]:
+    """Every problem of one organ mapping, each as ``where: field.path: message``."""
+    problems: list[str] = []
+
+    def bad(fieldpath: str, msg: str) -> None:
+        problems.append(f"{where}: {fieldpath}: {msg}")
+
+    if not isinstance(data, dict):
+        return [f"{where}: the file must hold one YAML mapping (name, features, diagnoses, ...)"]
+    for key in data:
+        if key not in _TOP_KEYS | _TOP_OPTIONAL:
+            bad(str(key), f"unknown key; allowed: {', '.join(sorted(_TOP_KEYS | _TOP_OPTIONAL))}")
+    for key in ("name", "features", "diagnoses"):
+        if key not in data:
+            bad(key, "missing required field")
+    name = data.get("name")
+    if "name" in data and (not isinstance(name, str) or not _NAME.match(name)):
+        bad("name", f"{name!r} is not a valid name; use lowercase letters, digits and _")
+    if "display_name" in data and not isinstance(data["display_name"], str):
+        bad("display_name", "must be a string")
+    comps = data.get("compartments", [])
+    if not isinstance(comps, list) or not all(isinstance(c, str) and c for c in comps):
+        bad("compartments", "must be a list of non-empty strings")
+        comps = []
+    elif len(set(comps)) != len(comps):
+        bad("compartments", "contains the same compartment twice")
+
+    feature_ids: set[str] = set()
+    feats = data.get("features", [])
+    if "features" in data and (not isinstance(feats, list) or not feats):
+        bad("features", "must be a non-empty list of feature mappings")
+        feats = []
+    for i, f in enumerate(feats):
+        fp = f"features[{i}]"
+        if not isinstance(f, dict):
+            bad(fp, "must be a mapping with id, phrase, scales, ...")
+            continue
+        fid = f.get("id")
+        if isinstance(fid, str):
+            fp = f"features[{i}] ({fid})"
+        for key in f:
+            if key not in _FEATURE_KEYS:
+                bad(f"{fp}.{key}", f"unknown key; allowed: {', '.join(sorted(_FEATURE_KEYS))}")
+        for key in ("id", "phrase", "scales"):
+            if key not in f:
+                bad(f"{fp}.{key}", "missing required field")
+        if "id" in f:
+            if not isinstance(fid, str) or not _NAME.match(fid):
+                bad(f"{fp}.id", f"{fid!r} is not a valid id; use lowercase letters, digits, _")
+            elif fid in feature_ids:
+                bad(f"{fp}.id", f"duplicate feature id {fid!r}")
+            else:
+                feature_ids.add(fid)
+        if "phrase" in f and (not isinstance(f["phrase"], str) or not f["phrase"].strip()):
+            bad(f"{fp}.phrase", "must be a non-empty string")
+        if "scales" in f:
+            sc = f["scales"]
+            if not isinstance(sc, list) or not sc:
+                bad(f"{fp}.scales", "must be a non-empty list drawn from low, mid, high")
+            else:
+                for s in sc:
+                    if s not in SCALES:
+                        bad(f"{fp}.scales", f"scale {s!r} is not one of low, mid, high")
+                if len(set(map(str, sc))) != len(sc):
+                    bad(f"{fp}.scales", "lists the same scale twice")
+        if "compartment" in f:
+            c = f["compartment"]
+            if not isinstance(c, str):
+                bad(f"{fp}.compartment", "must be a string")
+            elif comps and c and c not in comps:
+                bad(f"{fp}.compartment", f"{c!r} is not in compartments ({', '.join(comps)})")
+        syn = f.get("synonyms", [])
+        if not isinstance(syn, list) or not all(isinstance(s, str) and s for s in syn):
+            bad(f"{fp}.synonyms", "must be a list of non-empty strings")
+        if "prevalence" in f and not _is_prob(f["prevalence"]):
+            bad(f"{fp}.prevalence", f"{f['prevalence']!r} is not a probability in [0, 1]")
+
+    diags = data.get("diagnoses", [])
+    if "diagnoses" in data and (not isinstance(diags, list) or not diags):
+        bad("diagnoses", "must be a non-empty list of diagnosis mappings")
+        diags = []
+    diag_ids: set[str] = set()
+    for i, d in enumerate(diags):
+        dp = f"diagnoses[{i}]"
+        if not isinstance(d, dict):
+            bad(dp, "must be a mapping with id, name, prevalence, features")
+            continue
+        did = d.get("id")
+        if isinstance(did, str):
+            dp = f"diagnoses[{i}] ({did})"
+        for key in d:
+            if key not in _DIAGNOSIS_KEYS:
+                bad(f"{dp}.{key}", f"unknown key; allowed: {', '.join(sorted(_DIAGNOSIS_KEYS))}")
+        for key in ("id", "name", "features"):
+            if key not in d:
+                bad(f"{dp}.{key}", "missing required field")
+        if "id" in d:
+            if not isinstance(did, str) or not _NAME.match(did):
+                bad(f"{dp}.id", f"{did!r} is not a valid id; use lowercase letters, digits, _")
+            elif did in diag_ids:
+                bad(f"{dp}.id", f"duplicate diagnosis id {did!r}")
+            else:
+                diag_ids.add(did)
+        if "name" in d and (not isinstance(d["name"], str) or not d["name"].strip()):
+            bad(f"{dp}.name", "must be a non-empty string")
+        if "prevalence" in d and not _is_prob(d["prevalence"]):
+            bad(f"{dp}.prevalence", f"{d['prevalence']!r} is not a probability in [0, 1]")
+        df = d.get("features", {})
+        if not isinstance(df, dict):
+            bad(f"{dp}.features", "must be a mapping feature_id: P(feature | diagnosis)")
+            continue
+        for fid, p in df.items():
+            if fid not in feature_ids:
+                bad(f"{dp}.features.{fid}", f"feature {fid!r} is not defined under features")
+            if not _is_prob(p):
+                bad(f"{dp}.features.{fid}", f"{p!r} is not a probability in [0, 1]")
+
+    excl = data.get("exclusive", [])
+    if not isinstance(excl, list):
+        bad("exclusive", "must be a list of [feature_a, feature_b] pairs")
+        excl = []
+    for i, pair in enumerate(excl):
+        ep = f"exclusive[{i}]"
+        if not isinstance(pair, list) or len(pair) != 2:
+            bad(ep, "must be a pair [feature_a, feature_b]")
+            continue
+        for fid in pair:
+            if fid not in feature_ids:
+                bad(ep, f"names unknown feature {fid!r}")
+        if pair[0] == pair[1]:
+            bad(ep, "pairs a feature with itself")
+    return problems
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise InputError(f"{path}: no such organ file; check the path")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f":{mark.line + 1}" if mark is not None else ""
+        raise ValidationError(f"{path}{at}: not valid YAML ({exc})") from None
+
+
+def validate_organ_file(path: str | os.PathLike[str]) -> list[str]:
+    """All problems of an organ file (empty when valid), each naming file and field path."""
+    path = Path(path)
+    try:
+        data = _read_yaml(path)
+    except ValidationError as exc:
+        return [str(exc)]
+    return _check(data, str(path))
+
+
+def organ_from_dict(data: dict[str, Any], where: str = "organ") -> Organ:
+    """Build an :class:`Organ` from its mapping; raise ValidationError listing every problem."""
+    problems = _check(data, where)
+    if problems:
+        raise ValidationError(
+            f"{len(problems)} problem(s) in organ vocabulary:\n  " + "\n  ".join(problems)
+        )
+    features = {
+        f["id"]: Feature(
+            id=f["id"],
+            phrase=f["phrase"].strip(),
+            scales=tuple(s for s in SCALES if s in f["scales"]),
+            compartment=f.get("compartment", "") or "",
+            synonyms=tuple(f.get("synonyms", []) or ()),
+            prevalence=float(f.get("prevalence", 0.1)),
+        )
+        for f in data["features"]
+    }
+    diagnoses = {
+        d["id"]: Diagnosis(
+            id=d["id"],
+            name=d["name"].strip(),
+            prevalence=float(d.get("prevalence", 1.0 / len(data["diagnoses"]))),
+            features={k: float(v) for k, v in (d.get("features") or {}).items()},
+            synonyms=tuple(d.get("synonyms", []) or ()),
+        )
+        for d in data["diagnoses"]
+    }
+    return Organ(
+        name=data["name"],
+        display_name=data.get("display_name") or data["name"].replace("_", " ").capitalize(),
+        compartments=list(data.get("compartments", []) or []),
+        features=features,
+        diagnoses=diagnoses,
+        exclusive=[(a, b) for a, b in data.get("exclusive", []) or []],
+        path=where,
+    )
+
+
+def load_organ_file(path: str | os.PathLike[str]) -> Organ:
+    """Load and validate one organ file (ValidationError names file and field)."""
+    path = Path(path)
+    return organ_from_dict(_read_yaml(path), str(path))
+
+
+def _dirs(extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> tuple[Path, ...]:
+    dirs = [BUILTIN_DIR]
+    env = os.environ.get(ENV_VAR, "")
+    dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    dirs += [Path(p) for p in extra_dirs]
+    return tuple(dirs)
+
+
+def _organ_files(dirs: Sequence[Path]) -> dict[str, Path]:
+    """name -> file; later folders override earlier ones (a user may redefine an organ)."""
+    found: dict[str, Path] = {}
+    for d in dirs:
+        if d.is_file() and d.suffix in (".yaml", ".yml"):
+            found[d.stem] = d
+            continue
+        if not d.is_dir():
+            if d != BUILTIN_DIR:
+                raise InputError(f"organs folder {d} does not exist; check --organs-dir/{ENV_VAR}")
+            continue
+        for p in sorted(d.iterdir()):
+            if p.suffix in (".yaml", ".yml") and not p.name.startswith("."):
+                found[p.stem] = p
+    return found
+
+
+@lru_cache(maxsize=256)
+def _load_cached(path: str, mtime: float) -> Organ:
+    return load_organ_file(path)
+
+
+def _load(path: Path) -> Organ:
+    organ = _load_cached(str(path), path.stat().st_mtime)
+    if organ.name != path.stem:
+        raise ValidationError(
+            f"{path}: name: {organ.name!r} does not match the file name; "
+            f"name the file {organ.name}.yaml"
+        )
+    return organ
+
+
+def list_organs(extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> list[str]:
+    """Names of every organ in the registry (shipped, env var and ``extra_dirs``), sorted."""
+    return sorted(_organ_files(_dirs(extra_dirs)))
+
+
+def get_organ(name: str, extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> Organ:
+    """The organ called ``name``; ValidationError listing the known names if absent."""
+    files = _organ_files(_dirs(extra_dirs))
+    if name not in files:
+        raise ValidationError(
+            f"unknown organ {name!r}; known organs: {', '.join(sorted(files))} "
+            f"(add a vocabulary file with --organs-dir or {ENV_VAR})"
+        )
+    return _load(files[name])
+
+
+def load_registry(extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> dict[str, Organ]:
+    """Every organ of the registry, by name."""
+    return {n: _load(p) for n, p in sorted(_organ_files(_dirs(extra_dirs)).items())}

@@ -1,0 +1,249 @@
+"""``scale-vqa audit``: text-only leakage audit of any multiple-choice benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from curation.records import Question
+
+
+def add_adversary_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``audit`` and ``screen``: battery, embeddings, LLMs, cache, seed."""
+    p.add_argument(
+        "--adversaries",
+        metavar="A,B,...",
+        help="comma-separated adversaries (default: centrality, longest, shortest, overlap, "
+        "position, bow-options, bow-qa, embed-lr); also centrality-tfidf, aflite",
+    )
+    p.add_argument(
+        "--no-embeddings",
+        action="store_true",
+        help="skip sentence embeddings (no embed-lr; AFLite on hashed n-grams)",
+    )
+    p.add_argument(
+        "--llm",
+        action="append",
+        default=[],
+        metavar="base_url=URL,model=NAME[,key=value...]",
+        help="an OpenAI-compatible model as an adversary (repeatable); asked with and "
+        "without the question text",
+    )
+    p.add_argument("--llm-samples", type=int, default=1, metavar="K", help="answers per question")
+    p.add_argument(
+        "--llm-variants",
+        default="full,choices",
+        metavar="full,choices",
+        help="ask with the question (full) and/or the options alone (choices); default both",
+    )
+    p.add_argument(
+        "--flag-rule",
+        choices=("any", "majority"),
+        default="majority",
+        help="an LLM answers a question when any / a majority of its K samples pick the key",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="cache for embeddings and LLM answers (default: .scale_vqa_cache next to the "
+        "input when LLMs are used; embeddings in memory only)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for folds and partitions")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``audit`` parser."""
+    p = subparsers.add_parser(
+        "audit",
+        help="measure text-only shortcuts of an MCQ benchmark (accuracy without images)",
+        description=(
+            "Run text-only adversaries (heuristics, cross-fitted learners, optional LLMs) on "
+            "a multiple-choice benchmark and report accuracy per adversary and question type "
+            "with Wilson 95%% intervals against chance. PATH is an official release JSON "
+            "file, a questions JSONL file, a built dataset folder, or a Hub dataset id. "
+            "The verdict is in the report; the exit code is 0."
+        ),
+    )
+    p.add_argument("path", metavar="PATH", help="release JSON, questions JSONL, folder or Hub id")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    p.add_argument("--plot", type=Path, metavar="FILE.png", help="write a bar chart")
+    p.add_argument(
+        "--train",
+        metavar="PATH",
+        help="fit learned adversaries on these questions and test on PATH (instead of "
+        "cross-fitting within PATH)",
+    )
+    p.add_argument(
+        "--split",
+        metavar="NAME",
+        help="only this split of a dataset folder or Hub id (default: all splits)",
+    )
+    add_adversary_arguments(p)
+    p.set_defaults(func=run)
+
+
+# ------------------------------------------------------------------------ loading
+
+
+def _question_from_row(row: dict[str, Any], where: str, split: str) -> Question:
+    from dataclasses import fields
+
+    names = {f.name for f in fields(Question)} - {"extra"}
+    data = {k: v for k, v in row.items() if k in names and v is not None}
+    if split and not data.get("split") and split in ("train", "validation", "test"):
+        data["split"] = split
+    return Question.from_dict(data, where=where)
+
+
+def _from_dataset(dsd: Any, source: str, split: str | None) -> list[Question]:
+    from curation.errors import InputError
+
+    splits = list(dsd.keys())
+    if split is not None:
+        if split not in splits:
+            raise InputError(f"{source}: no split {split!r}; it has {', '.join(splits)}")
+        splits = [split]
+    out: list[Question] = []
+    for s in splits:
+        ds = dsd[s]
+        drop = [c for c in ("images",) if c in ds.column_names]
+        if drop:
+            ds = ds.remove_columns(drop)
+        for i, row in enumerate(ds):
+            out.append(_question_from_row(row, f"{source} split {s} row {i}", s))
+    return out
+
+
+def load_questions(source: str | os.PathLike[str], split: str | None = None) -> list[Question]:
+    """Question records from a release JSON, a questions JSONL, a dataset folder or a Hub id.
+
+    Images are never decoded (the ``images`` column is removed before reading rows).
+    """
+    from curation.errors import HubError, InputError
+    from curation.records import read_questions
+
+    path = Path(source)
+    if path.is_dir():
+        import datasets
+
+        if not (path / "README.md").is_file() and not any(path.rglob("*.parquet")):
+            raise InputError(
+                f"{path}: not a dataset folder (no README.md with configs and no Parquet "
+                "files); build one with `scale-vqa build` or `scale-vqa import-release`"
+            )
+        dsd = datasets.load_dataset(str(path))
+        return _from_dataset(dsd, str(path), split)
+    if path.is_file():
+        if path.suffix == ".jsonl":
+            return list(read_questions(path))
+        if path.suffix == ".json":
+            from scale_vqa.release import infer_split, load_release
+
+            try:
+                sp = split or infer_split(path)
+            except InputError:
+                sp = "test"  # the audit does not use the split
+            return list(load_release(path, split=sp).questions)
+        raise InputError(
+            f"{path}: unknown file type {path.suffix!r}; give a release .json, a questions "
+            ".jsonl, a dataset folder or a Hub id"
+        )
+    text = str(source)
+    if text.count("/") == 1 and not text.startswith((".", "/")) and not path.suffix:
+        import datasets
+
+        try:
+            dsd = datasets.load_dataset(text)
+        except Exception as exc:
+            raise HubError(
+                f"cannot load Hub dataset {text!r} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); check the id and "
+                "the network, or download it and pass the local folder"
+            ) from None
+        return _from_dataset(dsd, text, split)
+    raise InputError(f"{source}: no such file or folder; check the path")
+
+
+# ------------------------------------------------------------------------ battery
+
+
+def build_battery(args: argparse.Namespace, base: Path | None = None) -> list[Any]:
+    """The adversaries the options ask for (embedder shared, LLM clients cached)."""
+    from curation.adversaries import HEURISTICS, LEARNED, make_adversaries
+    from curation.errors import ConfigError
+
+    embedder = None
+    names = (
+        [n.strip() for n in args.adversaries.split(",") if n.strip()]
+        if args.adversaries
+        else [*HEURISTICS, *LEARNED]
+    )
+    if args.no_embeddings:
+        if args.adversaries and "embed-lr" in names:
+            raise ConfigError("--adversaries names embed-lr but --no-embeddings is set")
+        names = [n for n in names if n != "embed-lr"]
+    else:
+        from curation.embeddings import Embedder
+
+        cache = args.cache_dir / "embeddings" if args.cache_dir else None
+        embedder = Embedder(cache_dir=cache)
+    battery = make_adversaries(names, embedder=embedder) if names else []
+    if args.llm:
+        from curation.llm_adversary import llm_adversaries
+
+        cache_dir = args.cache_dir or ((base or Path(".")) / ".scale_vqa_cache")
+        variants = [v.strip() for v in args.llm_variants.split(",") if v.strip()]
+        battery += llm_adversaries(
+            args.llm, args.llm_samples, args.flag_rule, cache_dir / "llm", variants
+        )
+    if not battery:
+        raise ConfigError("no adversary selected; name some with --adversaries or --llm")
+    return battery
+
+
+def jsonable(obj: Any) -> Any:
+    """NaN/inf -> None, numpy scalars -> Python, recursively (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomically write strict JSON (indent 2)."""
+    from curation.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(jsonable(obj), indent=2, ensure_ascii=False) + "\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, audit, print the table; write JSON and plot when asked."""
+    from curation.audit import audit, format_table
+
+    questions = load_questions(args.path, args.split)
+    train = load_questions(args.train) if args.train else None
+    base = Path(args.path).parent if Path(args.path).exists() else None
+    battery = build_battery(args, base)
+    report = audit(questions, battery, train=train, seed=args.seed, progress=True)
+    report["source"] = str(args.path)
+    print(f"audit of {args.path}: {report['n']} questions, {report['mode']}")
+    print(format_table(report))
+    if args.json:
+        write_json(args.json, report)
+        print(f"report: {args.json}")
+    if args.plot:
+        from curation.plots import audit_plot
+
+        audit_plot(report, args.plot, title=f"{Path(str(args.path)).name}: text-only")
+        print(f"plot: {args.plot}")
+    return 0

@@ -1,0 +1,50 @@
+"""``scale-vqa build``: the whole rebuild from a ``build.yaml``, resumable stage by stage."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from scale_vqa.pipeline import STAGES
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``build`` subcommand."""
+    p = subparsers.add_parser(
+        "build",
+        help="rebuild the dataset from slides + annotations (build.yaml)",
+        description=(
+            "Run the rebuild: annotations (evidence) -> split -> extract -> generate -> "
+            "screen -> audit -> build. Each stage writes its output into the work folder; "
+            "a rerun skips stages whose inputs and settings are unchanged."
+        ),
+    )
+    p.add_argument("--config", required=True, type=Path, help="path to build.yaml")
+    p.add_argument("--work", type=Path, help="work folder (overrides 'work' in the config)")
+    p.add_argument("--out", type=Path, help="output folder (overrides 'output' in the config)")
+    p.add_argument(
+        "--force-stage",
+        action="append",
+        default=[],
+        metavar="NAME",
+        choices=STAGES,
+        help=f"rerun this stage even if up to date (repeatable; one of {', '.join(STAGES)})",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the config, apply overrides, run the pipeline and print a summary."""
+    from scale_vqa.config import load_config
+    from scale_vqa.pipeline import run_pipeline
+
+    cfg = load_config(args.config)
+    if args.work:
+        cfg.work = args.work.resolve()
+    if args.out:
+        cfg.output = args.out.resolve()
+    result = run_pipeline(cfg, force=args.force_stage, quiet=args.quiet)
+    print(result.summary())
+    return 0

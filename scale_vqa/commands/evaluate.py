@@ -1,0 +1,118 @@
+"""``scale-vqa evaluate``: accuracy of a model with blind, shuffled, single-scale and
+CircularEval controls, on a built dataset folder or a Hub id."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+CONTROL_NAMES = "full,blind,shuffled,single,circular"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``evaluate`` subcommand."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a model on the benchmark with honest controls",
+        description=(
+            "Ask a model (an OpenAI-compatible endpoint, or a local transformers checkpoint) "
+            "every question of one split under the full condition and the chosen controls: "
+            "blind (no images), shuffled (images of another slide), single (each "
+            "magnification alone) and circular (options rotated; right only if right under "
+            "every rotation). Reports accuracy per question type with Wilson 95% intervals, "
+            "group accuracy over complementary sets, unparseable replies, vision gain and "
+            "cross-scale gain. DATASET is a dataset folder or a Hub id. A rerun reuses "
+            "finished predictions (OUT/predictions.jsonl) and cached endpoint answers."
+        ),
+    )
+    p.add_argument("dataset", metavar="DATASET", help="dataset folder or Hub id (owner/name)")
+    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument(
+        "--llm",
+        metavar="base_url=URL,model=NAME[,key=value...]",
+        help="an OpenAI-compatible vision model (images sent as base64 data URLs)",
+    )
+    who.add_argument(
+        "--model", metavar="PATH", help="a local Qwen2.5-VL checkpoint folder (transformers)"
+    )
+    p.add_argument(
+        "--controls",
+        default=CONTROL_NAMES,
+        metavar="LIST",
+        help=f"comma-separated controls (default: {CONTROL_NAMES}; full always runs)",
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N rows of the split")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: eval-MODEL)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffled control")
+    p.add_argument(
+        "--cache-dir", type=Path, metavar="DIR", help="endpoint answer cache (default: OUT/cache)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=32, metavar="N", help="examples per predictor call"
+    )
+    p.add_argument(
+        "--image-format",
+        choices=("PNG", "JPEG"),
+        default="PNG",
+        help="how images are encoded for an endpoint (default: PNG, lossless)",
+    )
+    p.add_argument("--max-new-tokens", type=int, default=256, help="generation length of --model")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "model"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the split, build the predictor, evaluate, write the report and print the table."""
+    from baselines.evaluate import evaluate, format_table, load_split
+    from curation.errors import ConfigError
+    from scale_vqa.commands.audit import write_json
+
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit {args.limit} must be at least 1")
+    ds = load_split(args.dataset, args.split)
+    if args.limit is not None and args.limit < len(ds):
+        ds = ds.select(range(args.limit))
+    predictor: Any
+    if args.llm:
+        from baselines.infer import EndpointPredictor
+        from curation.llm import LLMConfig
+
+        config = LLMConfig.parse(args.llm)
+        out = args.out or Path(f"eval-{_slug(config.model)}")
+        from curation.llm import LLMClient
+
+        client = LLMClient(config, cache_dir=args.cache_dir or out / "cache" / "llm")
+        predictor = EndpointPredictor(client, image_format=args.image_format)
+    else:
+        from baselines.infer import TransformersPredictor
+
+        predictor = TransformersPredictor.from_pretrained(
+            args.model, max_new_tokens=args.max_new_tokens
+        )
+        out = args.out or Path(f"eval-{_slug(predictor.name)}")
+    report = evaluate(
+        ds,
+        predictor,
+        args.controls,
+        seed=args.seed,
+        predictions_path=out / "predictions.jsonl",
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    report = {"dataset": str(args.dataset), "split": args.split, "limit": args.limit, **report}
+    write_json(out / "report.json", report)
+    print(f"evaluation of {report['model']} on {args.dataset} [{args.split}]: {report['n']} rows")
+    print(format_table(report))
+    if args.llm:
+        print(f"endpoint: {predictor.client.usage.summary()}", file=sys.stderr)
+    print(f"report: {out / 'report.json'}")
+    print(f"predictions: {out / 'predictions.jsonl'}")
+    return 0

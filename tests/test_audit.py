@@ -1,0 +1,163 @@
+"""The audit: accuracy per adversary x type with Wilson intervals, the CLI, inputs, plot."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from curation.adversaries import make_adversaries
+from curation.audit import audit, format_table, wilson
+from curation.records import write_questions
+from scale_vqa.cli import main
+from tests import mcq_factory as F
+from tests.conftest import REFERENCE_SAMPLE
+
+FAST = ["--no-embeddings"]
+
+
+def test_wilson_interval_known_values():
+    lo, hi = wilson(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    assert wilson(0, 10)[0] == 0.0 and wilson(0, 10)[1] == pytest.approx(0.2775, abs=1e-4)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_cli_audit_finds_planted_artifact_in_release_file(tmp_path, capsys):
+    release = F.write_release_json(tmp_path / "val.json", F.release_style(250, 25))
+    out, plot = tmp_path / "report.json", tmp_path / "audit.png"
+    rc = main(["audit", str(release), "--json", str(out), "--plot", str(plot), *FAST])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "best adversary: centrality 100.0% overall, chance 25.0%, excess +75.0 points" in text
+    assert "text-only shortcut: centrality" in text
+    report = json.loads(out.read_text())
+    assert report["n"] == 250 and report["chance"] == 0.25
+    assert report["best"]["adversary"] == "centrality"
+    assert report["best"]["question_type"] == "all" and report["best"]["accuracy"] == 1.0
+    row = next(
+        r for r in report["table"] if r["adversary"] == "longest" and r["question_type"] == "all"
+    )
+    assert {"adversary", "question_type", "accuracy", "ci_low", "ci_high", "n"} <= set(row)
+    assert row["ci_low"] <= row["accuracy"] <= row["ci_high"] and row["n"] == 250
+    types = {r["question_type"] for r in report["table"]}
+    assert types == {
+        "all",
+        "correspondence",
+        "corroboration",
+        "localization",
+        "explanation",
+        "diagnosis",
+    }
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20_000
+
+
+def test_audit_names_a_length_shortcut():
+    report = audit(
+        F.longest_key(200, 20), make_adversaries(["centrality", "shortest", "longest", "position"])
+    )
+    assert report["best"]["adversary"] == "longest"
+    assert report["best"]["excess"] == pytest.approx(0.75)
+
+
+def test_audit_runs_on_the_reference_release_sample(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["audit", str(REFERENCE_SAMPLE), "--json", str(out), *FAST]) == 0
+    report = json.loads(out.read_text())
+    assert report["n"] == 5 and report["best"]["adversary"]
+    assert "best adversary:" in capsys.readouterr().out
+
+
+def test_complementary_sets_explain_below_chance_and_report_group_accuracy():
+    report = audit(F.complementary(60, 30), make_adversaries(["centrality", "bow-options"]))
+    notes = " ".join(report["notes"])
+    assert "below chance, as expected, not an alarm: bow-options" in notes
+    assert "complementary sets" in notes
+    group = {g["adversary"]: g for g in report["group"]}
+    assert group["centrality"]["n_sets"] == 60 and group["centrality"]["accuracy"] == 0.0
+    assert "group accuracy over complementary sets" in format_table(report)
+
+
+def test_train_mode_and_questions_jsonl(tmp_path, capsys):
+    test = write_questions(tmp_path / "test.jsonl", F.release_style(100, 10, seed=1))
+    assert test == 100
+    write_questions(tmp_path / "train.jsonl", F.release_style(150, 15, seed=2))
+    out = tmp_path / "r.json"
+    rc = main(
+        [
+            "audit",
+            str(tmp_path / "test.jsonl"),
+            "--train",
+            str(tmp_path / "train.jsonl"),
+            "--adversaries",
+            "centrality,bow-options",
+            "--json",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert report["mode"] == "train/test" and report["n_train"] == 150
+    bow = next(r for r in report["table"] if r["adversary"] == "bow-options")
+    assert bow["accuracy"] > 0.9
+    assert "train/test" in capsys.readouterr().out
+
+
+def test_audit_reads_a_built_dataset_folder_without_images(tmp_path, capsys):
+    from scale_vqa.build import write_dataset
+    from scale_vqa.schema import Row
+
+    qs = F.release_style(60, 6)
+    rows = {
+        "test": [Row.from_question(q) for q in qs[:40]],
+        "validation": [Row.from_question(q) for q in qs[40:]],
+    }
+    write_dataset(tmp_path / "ds", rows, progress=False)
+    out = tmp_path / "r.json"
+    assert (
+        main(
+            [
+                "audit",
+                str(tmp_path / "ds"),
+                "--json",
+                str(out),
+                "--adversaries",
+                "centrality,longest",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(out.read_text())["n"] == 60
+    assert (
+        main(
+            [
+                "audit",
+                str(tmp_path / "ds"),
+                "--split",
+                "validation",
+                "--json",
+                str(out),
+                "--adversaries",
+                "centrality",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(out.read_text())["n"] == 20
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["audit", "nobody/no-such-dataset", *FAST], "cannot load Hub dataset 'nobody/no-such"),
+        (["audit", "missing.jsonl", *FAST], "missing.jsonl: no such file"),
+        (
+            ["audit", str(REFERENCE_SAMPLE), "--adversaries", "centrality,oracle"],
+            "unknown adversary 'oracle'",
+        ),
+    ],
+)
+def test_audit_errors_say_what_to_do(argv, message, capsys):
+    assert main(argv) == 1
+    assert message in capsys.readouterr().err

@@ -1,0 +1,216 @@
+"""Every constraint catches an option set built to violate it; good sets pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from curation.annotations import Annotation
+from curation.constraints import CONSTRAINTS, check_all, summarize
+from curation.errors import ConfigError
+from curation.options import DX, Alt, Slot, one_swap, square
+from curation.organs import get_organ
+from curation.records import Question
+
+SKIN = {"skin": get_organ("skin")}
+
+
+def _ann() -> Annotation:
+    return Annotation(
+        path_id="p1",
+        slide_id="s1",
+        patient_id="pt1",
+        organ="skin",
+        diagnosis="basal_cell_carcinoma",
+        findings={
+            "low": ["basaloid_nests"],
+            "mid": ["peripheral_palisading"],
+            "high": ["mitotic_figures"],
+        },
+        negatives={
+            "low": ["horn_cysts"],
+            "mid": ["keratin_pearls"],
+            "high": ["keratin_pearls", "prominent_nucleoli"],
+        },
+    )
+
+
+def _slot(feature: str, scale: str, yes: str, no: str) -> Slot:
+    return Slot(
+        f"{feature}:{scale}",
+        (
+            Alt(((feature, scale, True),), f"{feature} {yes}"),
+            Alt(((feature, scale, False),), f"{feature} {no}"),
+        ),
+        (feature,),
+        feature,
+    )
+
+
+def _q(options, answer="A", claims=None, rationale="Seen at high power.", **kw) -> Question:
+    extra = {"claims": claims, "diagnosis": "basal_cell_carcinoma"} if claims else {}
+    base = dict(
+        question="Which holds?",
+        options=options,
+        answer=answer,
+        question_type="corroboration",
+        rationale=rationale,
+        organ="skin",
+        slide_id="s1",
+        patient_id="pt1",
+        path_id="p1",
+        split="train",
+        extra=extra,
+    )
+    base.update(kw)
+    return Question(**base)
+
+
+def _names(qs, **kw) -> set[str]:
+    return set(summarize(check_all(qs, **kw)))
+
+
+def test_a_good_square_passes_every_per_question_check():
+    slots = [
+        _slot("mitotic_figures", "high", "present", "absent"),
+        _slot("prominent_nucleoli", "high", "seen", "not seen"),
+    ]
+    opts = square(slots, lambda a: " and ".join(a))
+    key = opts.index_of((0, 1))  # mitoses present, nucleoli absent on p1
+    q = _q(opts.texts, "ABCD"[key], [[list(c) for c in cl] for cl in opts.claims])
+    v = check_all(
+        [q],
+        [_ann()],
+        SKIN,
+        only=[
+            "symmetry",
+            "distinctive_tokens",
+            "length_parity",
+            "rationale_letters",
+            "distinct_options",
+            "correctness",
+            "visibility",
+            "plausibility",
+        ],
+    )
+    assert v == []
+
+
+def test_symmetry_and_distinctive_tokens_catch_the_one_swap_rule():
+    slots = [
+        _slot("mitotic_figures", "high", "present", "absent"),
+        _slot("prominent_nucleoli", "high", "seen", "unseen"),
+        _slot("keratin_pearls", "high", "found", "missing"),
+    ]
+    opts = one_swap(slots, (0, 1, 1), lambda a: "; ".join(a))
+    q = _q(opts.texts, "A")
+    assert {"symmetry", "distinctive_tokens"} <= _names([q])
+    hub = _q(
+        ["red round cell", "red round cell big", "red round cell small", "red round cell tiny"], "A"
+    )
+    assert "symmetry" in _names([hub], only=["symmetry"])
+    outlier = _q(["blue", "red one", "red two", "red six"], "A")
+    assert "symmetry" in _names([outlier], only=["symmetry"])
+    keyword = _q(["atypical mitoses", "mitoses nucleoli", "nucleoli pearls", "mitoses pearls"], "A")
+    assert "distinctive_tokens" in _names([keyword], only=["distinctive_tokens"])
+
+
+def test_length_letters_and_duplicates():
+    long_key = _q(
+        ["a much longer option than all the others here", "short one", "short two", "short six"],
+        "A",
+    )
+    assert "length_parity" in _names([long_key], only=["length_parity"])
+    lettered = _q(["one", "two", "three", "four"], "B", rationale="Option B is right.")
+    assert "rationale_letters" in _names([lettered], only=["rationale_letters"])
+    dup = _q(["Same text", "same  text", "x", "y"], "C")
+    assert "distinct_options" in _names([dup], only=["distinct_options"])
+
+
+def test_correctness_visibility_and_plausibility_from_provenance():
+    true_distractor = _q(
+        ["mitoses present", "palisading present"],
+        "A",
+        [[["mitotic_figures", "high", True]], [["peripheral_palisading", "mid", True]]],
+    )
+    v = check_all([true_distractor], [_ann()], SKIN, only=["correctness"])
+    assert v and "is true" in v[0].message
+    unlooked = _q(
+        ["mitoses present", "pleomorphism absent"],
+        "A",
+        [[["mitotic_figures", "high", True]], [["nuclear_pleomorphism", "high", False]]],
+    )
+    v = check_all([unlooked], [_ann()], SKIN, only=["correctness"])
+    assert v and "not looked for" in v[0].message
+    false_key = _q(
+        ["nucleoli present", "mitoses absent"],
+        "A",
+        [[["prominent_nucleoli", "high", True]], [["mitotic_figures", "high", False]]],
+    )
+    assert "correctness" in _names(
+        [false_key], annotations=[_ann()], organs=SKIN, only=["correctness"]
+    )
+    bad_premise = _q(
+        ["mitoses present", "mitoses absent"],
+        "A",
+        [[["mitotic_figures", "high", True]], [["mitotic_figures", "high", False]]],
+    )
+    bad_premise.extra["premise"] = [["horn_cysts", "low", True]]
+    assert "correctness" in _names(
+        [bad_premise], annotations=[_ann()], organs=SKIN, only=["correctness"]
+    )
+    invisible = _q(
+        ["mitoses at low power", "mitoses absent"],
+        "A",
+        [[["mitotic_figures", "low", True]], [["mitotic_figures", "high", False]]],
+    )
+    v = check_all([invisible], None, SKIN, only=["visibility"])
+    assert v and "not visible" in v[0].message
+    implausible = _q(
+        ["adenoma with capsular invasion", "carcinoma"],
+        "B",
+        [
+            [[DX, "follicular_adenoma", True], ["capsular_invasion", "low", True]],
+            [[DX, "follicular_carcinoma", True]],
+        ],
+        organ="thyroid",
+    )
+    v = check_all([implausible], None, {"thyroid": get_organ("thyroid")}, only=["plausibility"])
+    assert v and "follicular_adenoma" in v[0].message
+    exclusive = _q(
+        ["ulcer and hyperkeratosis", "neither"],
+        "B",
+        [
+            [["surface_ulceration", "low", True], ["hyperkeratosis", "low", True]],
+            [["surface_ulceration", "low", False]],
+        ],
+    )
+    v = check_all([exclusive], None, SKIN, only=["plausibility"])
+    assert v and "exclusive" in v[0].message
+
+
+def test_dataset_checks():
+    all_a = [_q(["w", "x", "y", "z"], "A", path_id=f"p{i}", question=f"q{i}?") for i in range(40)]
+    assert "letter_balance" in _names(all_a, only=["letter_balance"])
+    always_key = [
+        _q(["stable key", f"d{i}", f"e{i}", f"f{i}"], "ABCD"[i % 4], path_id=f"p{i}")
+        for i in range(40)
+    ]
+    for i, q in enumerate(always_key):  # move the fixed option to the key's slot
+        opts = [f"d{i}", f"e{i}", f"f{i}"]
+        opts.insert(q.key_index, "stable key")
+        q.options = opts
+    assert "marginal_balance" in _names(always_key, only=["marginal_balance"])
+    good_set = [_q(["a", "b", "c", "d"], "ABCD"[i], path_id=f"p{i}", set_id="s1") for i in range(4)]
+    assert _names(good_set, only=["complementary_sets"]) == set()
+    broken = [
+        _q(["a", "b", "c", "d"], "A", path_id=f"p{i}", set_id="s1", split="test" if i else "train")
+        for i in range(3)
+    ]
+    msgs = [v.message for v in check_all(broken, only=["complementary_sets"])]
+    assert any("straddles" in m for m in msgs) and any("share a key" in m for m in msgs)
+    assert any("3 member(s)" in m for m in msgs)
+    straddle = [_q(["a", "b"], "A", split="train"), _q(["a", "b"], "B", split="test")]
+    assert "split_integrity" in _names(straddle, only=["split_integrity"])
+    with pytest.raises(ConfigError, match="unknown constraint"):
+        check_all(straddle, only=["nope"])
+    assert len(CONSTRAINTS) == 12

@@ -1,0 +1,192 @@
+"""Generation: five types, correctness by construction, sets, leakage, regeneration, CLI."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+
+from curation.adversaries import Centrality, Length
+from curation.annotations import read_annotations, write_annotations
+from curation.constraints import check_all, summarize
+from curation.generate import Generator
+from curation.options import option_truths
+from curation.records import QUESTION_TYPES, letters_named, read_questions
+from curation.simulate import simulate
+from scale_vqa.cli import main
+from tests.test_organs import write_organ
+
+ORGANS = ["skin", "colon", "lung"]
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return simulate(240, ORGANS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def generated(corpus):
+    gen = Generator(corpus, seed=0)
+    return gen, gen.generate()
+
+
+def _accuracy(adv, qs) -> float:
+    scores = adv.score(qs)
+    credit = []
+    for s, q in zip(scores, qs):
+        top = np.flatnonzero(s >= s.max() - 1e-9)
+        credit.append(1 / len(top) if q.key_index in top else 0.0)
+    return float(np.mean(credit))
+
+
+def test_every_type_every_constraint_and_correctness(corpus, generated):
+    gen, qs = generated
+    assert set(Counter(q.question_type for q in qs)) == set(QUESTION_TYPES)
+    assert summarize(check_all(qs, corpus, gen.organs)) == {}
+    by_path = {a.path_id: a for a in corpus}
+    for q in qs:
+        truths = option_truths(by_path[q.path_id], q.extra["claims"])
+        assert truths[q.key_index] is True
+        assert all(t is False for i, t in enumerate(truths) if i != q.key_index)
+        assert not letters_named(q.rationale) and q.rationale
+        assert q.template_id.startswith(q.question_type)
+        assert q.split in ("train", "validation", "test") and q.set_id
+    # complementary sets: 4 members, same text and options, every letter once, one split,
+    # one organ; sets from diagnosis-level pools stay within one diagnosis
+    sets = defaultdict(list)
+    for q in qs:
+        sets[q.set_id].append(q)
+    for members in sets.values():
+        assert sorted(q.answer for q in members) == ["A", "B", "C", "D"]
+        assert len({(q.question, tuple(q.options)) for q in members}) == 1
+        assert len({q.split for q in members}) == 1
+        if members[0].extra["diagnosis"]:
+            assert len({by_path[q.path_id].diagnosis for q in members}) == 1
+        elif members[0].question_type != "diagnosis":
+            # organ-level fallback: members' diagnoses give the asked features one prior
+            organ = gen.organs[members[0].organ]
+            feats = {c[0] for claims in members[0].extra["claims"] for c in claims}
+            profiles = {
+                tuple(organ.probability(f, by_path[q.path_id].diagnosis) for f in sorted(feats))
+                for q in members
+            }
+            assert len(profiles) == 1
+    # diagnosis questions live on slides of their own
+    dx_slides = {q.slide_id for q in qs if q.question_type == "diagnosis"}
+    assert not dx_slides & {q.slide_id for q in qs if q.question_type != "diagnosis"}
+    # letters balanced per split x type
+    for (split, t), c in Counter((q.split, q.question_type) for q in qs).items():
+        letters = Counter(q.answer for q in qs if q.split == split and q.question_type == t)
+        assert set(letters.values()) == {c // 4}
+
+
+def test_deterministic_and_text_heuristics_at_chance(corpus, generated):
+    _, qs = generated
+    again = Generator(corpus, seed=0).generate()
+    assert [q.to_dict() for q in again] == [q.to_dict() for q in qs]
+    assert [q.id for q in Generator(corpus, seed=1).generate()] != [q.id for q in qs]
+    for adv in (Centrality(), Length(longest=True), Length(longest=False)):
+        assert _accuracy(adv, qs) == pytest.approx(0.25)
+
+
+def test_naive_mode_is_the_leaky_baseline(corpus):
+    gen = Generator(corpus, seed=0, naive=True)
+    qs = gen.generate()
+    assert set(Counter(q.question_type for q in qs)) == set(QUESTION_TYPES)
+    found = summarize(check_all(qs, corpus, gen.organs))
+    assert found.get("symmetry", 0) > len(qs) / 3
+    assert "correctness" not in found and "visibility" not in found
+    assert _accuracy(Centrality(), qs) > 0.4  # chance 0.25; bag-of-words learners: ~0.99
+    # regeneration of single questions keeps the path and type
+    new = gen.regenerate(qs[:5], round=1)
+    assert new and {q.path_id for q in new} <= {q.path_id for q in qs[:5]}
+
+
+def test_regenerate_replaces_whole_sets_with_unused_pairs(corpus):
+    gen = Generator(corpus, seed=0)
+    qs = gen.generate()
+    flagged = [q for q in qs if q.question_type == "explanation"][:8:4]  # two sets
+    condemned = {q.set_id for q in flagged}
+    old_pairs = {(q.extra["pool"], q.extra["family"], tuple(q.extra["slots"])) for q in qs}
+    new = gen.regenerate(flagged, round=1)
+    assert new and len(new) % 4 == 0 and len(new) <= 8
+    assert not {q.set_id for q in new} & condemned
+    assert not {(q.extra["pool"], q.extra["family"], tuple(q.extra["slots"])) for q in new} & (
+        old_pairs
+    )
+    current = gen.questions
+    assert not {q.set_id for q in current} & condemned
+    assert summarize(check_all(current, corpus, gen.organs)) == {}
+
+
+def test_new_organ_file_flows_through_simulate_and_generate(tmp_path, capsys):
+    organs_dir = tmp_path / "organs"
+    write_organ(organs_dir)
+    ann = tmp_path / "ann.jsonl"
+    out = tmp_path / "q.jsonl"
+    report = tmp_path / "report.json"
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(ann),
+                "--paths",
+                "160",
+                "--organs",
+                "tongue",
+                "--organs-dir",
+                str(organs_dir),
+                "--seed",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "generate",
+                str(ann),
+                "--out",
+                str(out),
+                "--organs-dir",
+                str(organs_dir),
+                "--report",
+                str(report),
+                "--seed",
+                "2",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "constraint violations: none" in printed and "retention:" in printed
+    qs = list(read_questions(out))
+    assert qs and {q.organ for q in qs} == {"tongue"}
+    assert len({q.question_type for q in qs}) >= 4
+    rep = json.loads(report.read_text())
+    assert rep["stats"]["questions"] == len(qs) and rep["violations"] == {}
+    # without the folder the organ is unknown: a clear error, exit 1
+    assert main(["generate", str(ann), "--out", str(out)]) == 1
+    assert "unknown organ 'tongue'" in capsys.readouterr().err
+
+
+def test_cli_generate_naive_and_split_ratios(tmp_path, corpus, capsys):
+    ann = tmp_path / "ann.jsonl"
+    write_annotations(ann, corpus)
+    out = tmp_path / "naive.jsonl"
+    assert (
+        main(["generate", str(ann), "--out", str(out), "--naive", "--split-ratios", "0.5,0.2,0.3"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "naive" in printed and "symmetry" in printed
+    qs = list(read_questions(out))
+    splits = Counter(q.split for q in qs)
+    assert set(splits) == {"train", "validation", "test"}
+    assert read_annotations(ann)[0].to_dict() == corpus[0].to_dict()
+    assert main(["generate", str(ann), "--out", str(out), "--split-ratios", "1,1"]) == 1
+    assert "split ratios" in capsys.readouterr().err

@@ -1,0 +1,164 @@
+"""The screen: flag -> regenerate -> re-screen -> drop; retention, leakage, CLI, LLM path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from curation.adversaries import default_battery, make_adversaries
+from curation.aflite import AFLite
+from curation.errors import ConfigError
+from curation.records import read_questions, write_questions
+from curation.screen import screen
+from scale_vqa.cli import main
+from tests import mcq_factory as F
+from tests.openai_server import Fault, OpenAIServer
+from tests.test_adversaries import centrality_responder
+
+
+def _battery():
+    return default_battery(include_embeddings=False)
+
+
+def test_screen_regenerates_release_style_leaks_to_chance():
+    qs = F.release_style(300, 30)
+    regen = F.square_regenerator()
+    res = screen(
+        qs, _battery(), aflite=AFLite(features="bow", n_models=16), regenerate=regen, rounds=2
+    )
+    rep = res.report
+    assert rep["leakage_before"]["best"]["accuracy"] == 1.0
+    assert rep["rounds"][0]["flagged"] == 300 and regen.calls[0] == 300
+    assert {"centrality", "bow-options", "bow-qa", "aflite"} <= set(rep["rounds"][0]["flagged_by"])
+    after = rep["leakage_after"]
+    # n=300: the best of 8 adversaries on chance data can sit a few points up by noise
+    assert not after["best"]["significant"] and after["best"]["excess"] < 0.06
+    assert rep["retention"] == 1.0 and rep["n_output"] == len(res.kept) == 300
+    assert set(rep["retention_by_type"]) == {
+        "correspondence",
+        "corroboration",
+        "localization",
+        "explanation",
+        "diagnosis",
+    }
+
+
+def test_screen_keeps_safe_generation():
+    qs = F.symmetric_square(500, 50) + F.complementary(50, 50)
+    res = screen(qs, _battery(), aflite=AFLite(features="bow", n_models=32), rounds=1)
+    assert res.report["retention"] >= 0.9
+    assert res.report["rounds"][0]["flagged"] == 0
+
+
+def test_without_regeneration_leaks_are_dropped_with_reasons():
+    qs = F.release_style(150, 30, seed=5) + F.symmetric_square(350, 50, start=150)
+    res = screen(qs, make_adversaries(["centrality", "longest", "bow-options"]), rounds=2)
+    leaky = {q.id for q in qs[:150]}
+    dropped = {d["id"] for d in res.dropped}
+    assert dropped == leaky  # exactly the planted artifact, none of the clean squares
+    assert all("centrality" in d["reasons"] for d in res.dropped)
+    assert res.report["dropped_by"]["centrality"] == 150
+    assert res.report["retention"] == pytest.approx(350 / 500)
+
+
+def test_a_flagged_set_member_takes_its_set_along():
+    clean = F.complementary(40, 20)
+    leaky = F.release_style(101, 20, seed=9)
+    planted = leaky[0]
+    planted.set_id = clean[0].set_id  # a leaky question inside a complementary set
+    res = screen(leaky + clean[1:], make_adversaries(["centrality"]), rounds=0)
+    mates = {q.id for q in clean[1:4]}
+    reasons = {d["id"]: d["reasons"] for d in res.dropped}
+    assert mates <= set(reasons)
+    assert all(reasons[m] == [f"set-mate of {planted.id}"] for m in mates)
+    assert not any(q.set_id == planted.set_id for q in res.kept)
+    assert len(res.kept) == len(clean) - 4
+
+
+def test_screen_validates_parameters():
+    with pytest.raises(ConfigError, match="rounds=-1"):
+        screen(F.release_style(10, 2), _battery(), rounds=-1)
+    with pytest.raises(ConfigError, match="no questions"):
+        screen([], _battery())
+
+
+def test_cli_screen_is_deterministic_and_writes_report_and_dropped(tmp_path, capsys):
+    src = tmp_path / "q.jsonl"
+    write_questions(src, F.release_style(80, 20, seed=2) + F.symmetric_square(220, 40, start=80))
+    outs = []
+    for i in range(2):
+        out, rep, drop = tmp_path / f"s{i}.jsonl", tmp_path / f"r{i}.json", tmp_path / f"d{i}.jsonl"
+        rc = main(
+            [
+                "screen",
+                str(src),
+                "--out",
+                str(out),
+                "--report",
+                str(rep),
+                "--dropped",
+                str(drop),
+                "--no-embeddings",
+                "--aflite-models",
+                "16",
+                "--seed",
+                "3",
+            ]
+        )
+        assert rc == 0
+        outs.append((out.read_bytes(), rep.read_bytes(), drop.read_bytes()))
+    assert outs[0][0] == outs[1][0] and outs[0][2] == outs[1][2]
+    r0, r1 = (json.loads(o[1]) for o in outs)
+    for r in (r0, r1):
+        r.pop("output"), r.pop("dropped_file")  # the only fields naming the output files
+    assert r0 == r1
+    text = capsys.readouterr().out
+    assert "retention: 220/300 = 73.3%" in text and "leakage after: best" in text
+    report = json.loads(outs[0][1])
+    assert report["dropped"] == 80 and len(report["dropped_items"]) == 80
+    assert report["dropped_items"][0]["reasons"]
+    assert report["leakage_before"]["best"]["adversary"] == "centrality"
+    dropped = list(read_questions(tmp_path / "d0.jsonl"))
+    assert len(dropped) == 80 and dropped[0].extra["screen"]["reasons"]
+    assert len(list(read_questions(tmp_path / "s0.jsonl"))) == 220
+
+
+def test_cli_screen_with_llm_adversaries_survives_faults_and_reuses_cache(tmp_path, capsys):
+    src = tmp_path / "q.jsonl"
+    write_questions(src, F.release_style(40, 20, seed=4) + F.symmetric_square(60, 20, start=40))
+    with OpenAIServer(responder=centrality_responder) as server:
+        server.faults.extend([Fault.rate_limit(retry_after=0), Fault.malformed(), Fault.slow(2)])
+        spec = f"base_url={server.base_url},model=judge,timeout=0.5,backoff=0,max_retries=4"
+        argv = [
+            "screen",
+            str(src),
+            "--out",
+            str(tmp_path / "s.jsonl"),
+            "--report",
+            str(tmp_path / "r.json"),
+            "--adversaries",
+            "longest",
+            "--no-aflite",
+            "--no-embeddings",
+            "--llm",
+            spec,
+            "--llm-samples",
+            "2",
+            "--flag-rule",
+            "any",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+        assert main(argv) == 0
+        first = server.n_chat
+        assert first == 100 * 2 * 2 + 3  # questions x samples x (full, choices-only) + faults
+        report = json.loads((tmp_path / "r.json").read_text())
+        llm = report["llm"]
+        assert set(llm) == {"llm:judge", "llm-choices:judge"}
+        assert all(v["answers"] == 200 and v["unparseable"] > 0 for v in llm.values())
+        assert report["dropped"] >= 30 and "llm:judge" in report["dropped_by"]
+        assert "unparseable of 200 answers (counted wrong)" in capsys.readouterr().out
+        assert main(argv) == 0
+        assert server.n_chat == first  # the rerun is answered from the cache
+        assert json.loads((tmp_path / "r.json").read_text())["n_output"] == report["n_output"]
