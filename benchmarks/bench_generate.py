@@ -46,6 +46,13 @@ def _generate(ann: Path, out: Path, seed: int, naive: bool, extra: list[str]) ->
     return time.perf_counter() - t
 
 
+def splits_of(ann: Path, seed: int) -> list[str]:
+    """The split of every zoom path, as ``generate`` assigns it (default config)."""
+    from curation.generate import Generator
+
+    return list(Generator(read_annotations(ann), seed=seed).splits.values())
+
+
 def component_folds(questions: list, n_folds: int = 5, seed: int = 0) -> np.ndarray:
     """Folds over connected components of patients and complementary sets.
 
@@ -180,6 +187,14 @@ def main(argv: list[str] | None = None) -> int:
                     "by_split": {
                         s: sum(q.split == s for q in qs) for s in ("train", "validation", "test")
                     },
+                    "by_split_type": {
+                        s: {
+                            t: sum(q.split == s and q.question_type == t for q in qs)
+                            for t in QUESTION_TYPES
+                        }
+                        for s in ("train", "validation", "test")
+                    },
+                    "paths_by_split": dict(sorted(Counter(splits_of(ann, seed)).items())),
                     "seconds_generate_cli": round(t_gen, 2),
                     "seconds_simulate": round(t_sim, 2),
                 }

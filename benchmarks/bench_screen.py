@@ -48,11 +48,12 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--design", choices=("naive", "safe"), default="naive")
     ap.add_argument("--no-embeddings", action="store_true")
+    ap.add_argument("--embed-unit", choices=("option", "clause"), default="option")
     args = ap.parse_args()
 
     import numpy as np
 
-    from curation.adversaries import credit, cross_fit_scores, default_battery
+    from curation.adversaries import _CLAUSE, credit, cross_fit_scores, default_battery
     from curation.aflite import AFLite
 
     t0 = time.perf_counter()
@@ -64,15 +65,21 @@ def main() -> int:
         from curation.embeddings import Embedder
 
         embedder = Embedder()
-        texts = sorted({o for q in qs for o in q.options} | {q.question for q in qs})
+        opts = {o for q in qs for o in q.options}
+        if args.embed_unit == "clause":
+            opts = {c.strip() for o in opts for c in _CLAUSE.split(o) if c.strip()}
+        texts = sorted(opts | {q.question for q in qs})
         t = time.perf_counter()
         embedder.encode(texts)
         t_emb = time.perf_counter() - t
         print(
-            f"embeddings: {len(texts)} distinct texts in {t_emb:.1f} s "
+            f"embeddings ({args.embed_unit}s + questions): {len(texts)} distinct texts "
+            f"in {t_emb:.1f} s "
             f"({len(texts) / t_emb:.0f} texts/s), computed once and cached"
         )
-    battery = default_battery(embedder=embedder, include_embeddings=embedder is not None)
+    battery = default_battery(
+        embedder=embedder, include_embeddings=embedder is not None, embed_unit=args.embed_unit
+    )
     total = 0.0
     for adv in battery:
         t = time.perf_counter()
@@ -89,7 +96,9 @@ def main() -> int:
         f"local battery incl. embeddings: {total + t_emb:.1f} s "
         f"= {len(qs) / (total + t_emb):.0f} questions/s"
     )
-    af = AFLite(features="embeddings" if embedder else "bow", embedder=embedder)
+    af = AFLite(
+        features="embeddings" if embedder else "bow", embedder=embedder, unit=args.embed_unit
+    )
     t = time.perf_counter()
     res = af.predictability(qs)
     dt = time.perf_counter() - t

@@ -425,11 +425,30 @@ class BagOfWordsQA(BagOfWordsOptions):
         return sp.hstack([opts, rel, cross, dense]).tocsr()
 
 
+EMBED_UNITS = ("option", "clause")
+_CLAUSE = re.compile(r"[,;:]|\b(?:and|while|but)\b", re.I)
+
+
+def embed_options(embedder: Any, texts: Sequence[str], unit: str = "option") -> np.ndarray:
+    """Embeddings of option texts: whole (``"option"``) or mean of clauses (``"clause"``)."""
+    if unit == "option":
+        return np.asarray(embedder.encode(list(texts)), dtype=np.float32)
+    parts = [[c.strip() for c in _CLAUSE.split(t) if c.strip()] or [t] for t in texts]
+    uniq = sorted({c for p in parts for c in p})
+    index = {c: i for i, c in enumerate(uniq)}
+    vecs = np.asarray(embedder.encode(uniq), dtype=np.float32) if uniq else np.zeros((0, 1))
+    out = np.stack([vecs[[index[c] for c in p]].mean(axis=0) for p in parts])
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
 class EmbeddingClassifier(LinearOptionModel):
     """Logistic regression on sentence embeddings: the option's, the option minus the mean
     of the others', its cosine with the question, and :func:`relational_features`.
 
     Each distinct text is embedded once (``curation.embeddings.Embedder`` caches).
+    ``unit="clause"`` embeds each distinct clause instead (options split at commas,
+    semicolons, "and", "while", "but") and averages them: several times fewer texts when
+    options are built from shared clauses, at some loss of word-order information.
     """
 
     def __init__(
@@ -438,9 +457,13 @@ class EmbeddingClassifier(LinearOptionModel):
         C: float = 1.0,
         max_iter: int = 300,
         name: str = "embed-lr",
+        unit: str = "option",
     ) -> None:
         super().__init__(C=C, max_iter=max_iter, name=name)
+        if unit not in EMBED_UNITS:
+            raise ConfigError(f"{name}: unit={unit!r}; use 'option' or 'clause'")
         self.embedder = embedder
+        self.unit = unit
 
     def clone(self) -> EmbeddingClassifier:
         new = copy.copy(self)  # share the embedder (and its cache), not a fitted model
@@ -457,7 +480,7 @@ class EmbeddingClassifier(LinearOptionModel):
     def features(self, questions: Sequence[Question]) -> np.ndarray:
         owner = _owner(questions)
         emb = self._embedder()
-        opts = emb.encode([o for q in questions for o in q.options])
+        opts = embed_options(emb, [o for q in questions for o in q.options], self.unit)
         qs = emb.encode([q.question for q in questions])
         rel = opts - _others_mean(opts, owner, len(questions))
         cos = np.sum(opts * qs[owner], axis=1, keepdims=True)
@@ -542,7 +565,7 @@ LEARNED: tuple[str, ...] = ("position", "bow-options", "bow-qa", "embed-lr")
 ADVERSARY_NAMES: tuple[str, ...] = (*HEURISTICS, "centrality-tfidf", *LEARNED, "aflite")
 
 
-def make_adversary(name: str, embedder: Any = None) -> Adversary:
+def make_adversary(name: str, embedder: Any = None, embed_unit: str = "option") -> Adversary:
     """One adversary by registry name (see :data:`ADVERSARY_NAMES`)."""
     factories: dict[str, Callable[[], Adversary]] = {
         "centrality": lambda: Centrality(),
@@ -553,22 +576,24 @@ def make_adversary(name: str, embedder: Any = None) -> Adversary:
         "position": lambda: PositionPrior(),
         "bow-options": lambda: BagOfWordsOptions(),
         "bow-qa": lambda: BagOfWordsQA(),
-        "embed-lr": lambda: EmbeddingClassifier(embedder=embedder),
-        "aflite": lambda: _aflite(embedder),
+        "embed-lr": lambda: EmbeddingClassifier(embedder=embedder, unit=embed_unit),
+        "aflite": lambda: _aflite(embedder, embed_unit),
     }
     if name not in factories:
         raise ConfigError(f"unknown adversary {name!r}; choose from {', '.join(ADVERSARY_NAMES)}")
     return factories[name]()
 
 
-def _aflite(embedder: Any) -> Adversary:
+def _aflite(embedder: Any, embed_unit: str = "option") -> Adversary:
     from curation.aflite import AFLite, AFLiteAdversary
 
     features = "embeddings" if embedder is not None else "bow"
-    return AFLiteAdversary(AFLite(features=features, embedder=embedder))
+    return AFLiteAdversary(AFLite(features=features, embedder=embedder, unit=embed_unit))
 
 
-def make_adversaries(names: Sequence[str], embedder: Any = None) -> list[Adversary]:
+def make_adversaries(
+    names: Sequence[str], embedder: Any = None, embed_unit: str = "option"
+) -> list[Adversary]:
     """Adversaries by name, in order, each once."""
     seen: list[str] = []
     for n in names:
@@ -577,12 +602,14 @@ def make_adversaries(names: Sequence[str], embedder: Any = None) -> list[Adversa
             seen.append(n)
     if not seen:
         raise ConfigError(f"no adversary named; choose from {', '.join(ADVERSARY_NAMES)}")
-    return [make_adversary(n, embedder) for n in seen]
+    return [make_adversary(n, embedder, embed_unit) for n in seen]
 
 
-def default_battery(embedder: Any = None, include_embeddings: bool = True) -> list[Adversary]:
+def default_battery(
+    embedder: Any = None, include_embeddings: bool = True, embed_unit: str = "option"
+) -> list[Adversary]:
     """The local battery: every heuristic and learner (the embedding one optional)."""
     names = [*HEURISTICS, *LEARNED]
     if not include_embeddings:
         names.remove("embed-lr")
-    return make_adversaries(names, embedder)
+    return make_adversaries(names, embedder, embed_unit)

@@ -24,6 +24,7 @@ from curation.adversaries import (
     _hasher,
     _others_mean,
     _owner,
+    embed_options,
     relational_features,
 )
 from curation.errors import ConfigError
@@ -55,7 +56,8 @@ class AFLite:
     Parameters (defaults in the paper's range): ``n_models`` (64) linear models, each
     trained on a random ``train_fraction`` of the groups; items with predictability
     >= ``tau`` (0.75) are flagged. ``n_components`` caps the feature dimension (SVD),
-    ``l2`` is the ridge penalty, ``features`` is "embeddings" or "bow".
+    ``l2`` is the ridge penalty, ``features`` is "embeddings" or "bow", ``unit`` how
+    options are embedded (see :func:`curation.adversaries.embed_options`).
     """
 
     name = "aflite"
@@ -71,6 +73,7 @@ class AFLite:
         features: str = "embeddings",
         embedder: Any = None,
         seed: int = 0,
+        unit: str = "option",
     ) -> None:
         if not (isinstance(n_models, int) and n_models >= 1):
             raise ConfigError(f"AFLite: n_models={n_models!r}; use a positive integer (e.g. 64)")
@@ -87,6 +90,9 @@ class AFLite:
             raise ConfigError(f"AFLite: l2={l2!r}; use a positive ridge penalty")
         if features not in ("embeddings", "bow"):
             raise ConfigError(f"AFLite: features={features!r}; use 'embeddings' or 'bow'")
+        if unit not in ("option", "clause"):
+            raise ConfigError(f"AFLite: unit={unit!r}; use 'option' or 'clause'")
+        self.unit = unit
         self.n_models = n_models
         self.train_fraction = float(train_fraction)
         self.tau = float(tau)
@@ -105,7 +111,7 @@ class AFLite:
                 from curation.embeddings import Embedder
 
                 self.embedder = Embedder()
-            x = self.embedder.encode(texts).astype(np.float64)
+            x = embed_options(self.embedder, texts, self.unit).astype(np.float64)
             x = np.hstack([x, x - _others_mean(x, owner, len(questions))])
         else:
             h = _hasher(2**10).transform(texts)

@@ -1,25 +1,28 @@
 """Constraint-guided question generation: complementary sets of 2x2 option squares.
 
-Pipeline (:meth:`Generator.generate`): split zoom paths by patient (else slide) *before*
-generation; reserve a share of each organ's slides, per split, for diagnosis questions
-(the other four types never see them); pool the remaining paths by organ, diagnosis and
-split (diagnosis questions: by organ and split); with ``pool_by="diagnosis+organ"`` (the
-default) a second pass pools by organ and split, across diagnoses, for the three types
-whose text never names a diagnosis (correspondence, localization, explanation), using
-the capacity the first pass left, but a set may only join paths whose diagnoses give the
-features it asks about the *same prior* ``P(feature | diagnosis)`` — so an adversary told
-each path's diagnosis (or inferring it from other questions of the slide) still has
-nothing to go on. ``pool_by="diagnosis"``: first pass only (the prototype's recipe);
-``"organ"``: organ pools without the prior match for those three types (more questions,
-but a diagnosis-aware adversary gains: measured 0.44 against 0.25). Any function of the
-text is at chance in every mode. In each pool and type, enumerate slot
-pairs (:mod:`curation.templates`), keep those whose four value cells are all realised by
-paths of the pool, and greedily form *complementary sets*: one question text with one
-option list (a 2x2 square, one shared option order) on four zoom paths, each path making a
-different option the key. Every claim an option makes is annotated on its path (present,
-or looked for and absent), so the key is true and every distractor false; any function of
-the text is right exactly once per set, and every option phrase is the key exactly 1/4 of
-the times it appears within its type.
+Pipeline (:meth:`Generator.generate`): set aside whole patients (else slides) with a
+diagnosis, a share of each organ's paths, for diagnosis questions (the other four types
+never see them); split zoom paths by patient (else slide) *before* generation, dealing each
+organ x diagnosis stratum to the splits in chunks big enough to form sets; pool the
+remaining paths by organ, diagnosis and split (diagnosis questions: by organ and split);
+with ``pool_by="diagnosis+organ"`` (the default) a second pass pools by organ and split,
+across diagnoses, for the three types whose text never names a diagnosis (correspondence,
+localization, explanation), using the capacity the first pass left, but a set may only join
+paths whose diagnoses give the features it asks about the *same prior* ``P(feature |
+diagnosis)`` — so an adversary told each path's diagnosis (or inferring it from other
+questions of the slide) still has nothing to go on. ``pool_by="diagnosis"``: first pass
+only (the prototype's recipe); ``"organ"``: organ pools without the prior match for those
+three types (more questions, but a diagnosis-aware adversary gains: measured 0.44 against
+0.25). Any function of the text is at chance in every mode. In each pool and type,
+enumerate slot pairs (:mod:`curation.templates`), keep those whose four value cells are all
+realised by paths of the pool, and greedily form *complementary sets*: one question text
+with one option list (a 2x2 square, one shared option order) on four zoom paths, each path
+making a different option the key. Every claim an option makes is annotated on its path
+(present, or looked for and absent), so the key is true and every distractor false; any
+function of the text is right exactly once per set, and every option phrase is the key
+exactly 1/4 of the times it appears within its type. Finally whole sets are dropped
+(seeded) until each split's share of the questions tracks its share of the paths and no
+type dominates (:meth:`Generator._rebalance`).
 
 ``naive=True`` writes the release's way instead: per path the key is the true combination
 of three slots and each distractor flips one slot (the key is the hub of the set); letters
@@ -76,13 +79,15 @@ from curation.options import (
 )
 from curation.organs import Organ, get_organ
 from curation.records import LETTERS, QUESTION_TYPES, Question
-from curation.split import DEFAULT_RATIOS, assign_splits, parse_ratios
+from curation.split import DEFAULT_MIN_CHUNK, DEFAULT_RATIOS, assign_splits, parse_ratios
 from curation.templates import TYPES, Family, QuestionType, template_ids
 
 NON_DX_TYPES = tuple(t for t in QUESTION_TYPES if t != "diagnosis")
 DX_FREE_TYPES = ("correspondence", "localization", "explanation")
 """Types whose text never names the diagnosis: these may fall back to organ-level pools."""
 POOL_MODES = ("diagnosis", "diagnosis+organ", "organ")
+SQUARE_ONLY = ("corrm",)
+"""Families the release never had: ``--naive`` (the release's rule) leaves them out."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +95,19 @@ class GeneratorConfig:
     """Knobs of generation.
 
     ``max_per_path``: questions per zoom path and type; ``max_sets_per_pair``: sets per
-    slot pair in a pool; ``diagnosis_share``: share of slides (per organ and split) that
-    carry only diagnosis questions; ``pmin``: a feature is offered only where its
-    probability under the pool's diagnosis is at least this (and, for the options' second
-    feature, at most ``1 - pmin``).
+    slot pair in a pool; ``diagnosis_share``: share of each organ's zoom paths (whole
+    patients, else slides, with a diagnosis; chosen before the split) that carry only
+    diagnosis questions; ``pmin``: a feature is offered only where its probability under
+    the pool's diagnosis is at least this (and, for the options' second feature, at most
+    ``1 - pmin``).
+
+    ``question_types``: the types to generate (others are never attempted, and without
+    ``diagnosis`` no path is set aside for it). ``split_min_chunk``: fewest zoom paths of an
+    organ x diagnosis stratum dealt to a split (:func:`curation.split.assign_splits`; 0 =
+    every stratum to every split). ``split_tolerance``: after generation, whole sets are
+    dropped from over-represented splits until each split's share of the questions is
+    within this of its share of the zoom paths (None: keep everything).
+    ``max_type_share``: likewise, no type above this share of the questions (None: no cap).
     """
 
     max_per_path: int = 4
@@ -102,6 +116,10 @@ class GeneratorConfig:
     pmin: float = 0.05
     pool_by: str = "diagnosis+organ"
     max_length_spread: float = 0.2
+    question_types: tuple[str, ...] = QUESTION_TYPES
+    split_min_chunk: int = DEFAULT_MIN_CHUNK
+    split_tolerance: float | None = 0.005
+    max_type_share: float | None = 0.35
 
     def validate(self) -> None:
         if self.max_per_path < 1:
@@ -114,6 +132,18 @@ class GeneratorConfig:
             raise ConfigError("pmin must be in [0, 0.5)")
         if self.pool_by not in POOL_MODES:
             raise ConfigError(f"pool_by {self.pool_by!r}: use one of {', '.join(POOL_MODES)}")
+        unknown = sorted(set(self.question_types) - set(QUESTION_TYPES))
+        if unknown or not self.question_types:
+            raise ConfigError(
+                f"question_types {list(self.question_types)}: give one or more of "
+                f"{', '.join(QUESTION_TYPES)}"
+            )
+        if self.split_min_chunk < 0:
+            raise ConfigError("split_min_chunk must be >= 0")
+        if self.split_tolerance is not None and not 0.0 <= self.split_tolerance < 1.0:
+            raise ConfigError("split_tolerance must be in [0, 1) or None")
+        if self.max_type_share is not None and not 0.0 < self.max_type_share <= 1.0:
+            raise ConfigError("max_type_share must be in (0, 1] or None")
 
 
 @dataclass
@@ -181,7 +211,14 @@ class Generator:
             name: get_organ(name, self.organs_dirs)
             for name in sorted({a.organ for a in self.annotations})
         }
-        self.splits = assign_splits(self.annotations, self.ratios, seed)
+        self._dx_groups = self._reserve_diagnosis_groups()
+        self.splits = assign_splits(
+            self.annotations,
+            self.ratios,
+            seed,
+            min_chunk=self.config.split_min_chunk,
+            reserved=self._dx_groups,
+        )
         self.questions: list[Question] = []
         self.stats: dict[str, Any] = {}
         self._pools: dict[str, _Pool] = {}
@@ -190,22 +227,46 @@ class Generator:
         self._usage: dict[str, Counter[str]] = defaultdict(Counter)
         self._path_pairs: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._families: dict[tuple[str, str | None, str, float], list[Family]] = {}
-        self._dx_slides = self._reserve_diagnosis_slides()
+        self.rebalanced = 0
+        self._dx_slides = {a.slide_id for a in self.annotations if a.group in self._dx_groups}
 
     # ---------------------------------------------------------------- pools
-    def _reserve_diagnosis_slides(self) -> set[str]:
-        rng = random.Random(f"scale-vqa-dxslides:{self.seed}")
-        slides: dict[tuple[str, str], set[str]] = defaultdict(set)
+    def _reserve_diagnosis_groups(self) -> set[str]:
+        """Patients (else slides) that carry only diagnosis questions, chosen before the split.
+
+        Per organ, whole groups whose every zoom path has a diagnosis are drawn (seeded)
+        until they hold ``diagnosis_share`` of the organ's paths. A group without a
+        diagnosis is never reserved (it could carry no diagnosis question), and nothing is
+        reserved when the diagnosis type is not asked for or the organ has fewer than two
+        diagnoses among its eligible groups.
+        """
+        share = self.config.diagnosis_share
+        if share <= 0 or "diagnosis" not in self.config.question_types:
+            return set()
+        rng = random.Random(f"scale-vqa-dxgroups:{self.seed}")
+        members: dict[str, list[Annotation]] = defaultdict(list)
         for a in self.annotations:
-            slides[(a.organ, self.splits[a.path_id])].add(a.slide_id)
+            members[a.group].append(a)
+        by_organ: dict[str, list[str]] = defaultdict(list)
+        organ_paths: Counter[str] = Counter()
+        for g, anns in members.items():
+            organ = Counter(a.organ for a in anns).most_common(1)[0][0]
+            organ_paths[organ] += len(anns)
+            if all(a.diagnosis is not None for a in anns):
+                by_organ[organ].append(g)
         reserved: set[str] = set()
-        for key in sorted(slides):
-            names = sorted(slides[key])
+        for organ in sorted(by_organ):
+            names = sorted(by_organ[organ])
+            if len({a.diagnosis for g in names for a in members[g]}) < 2:
+                continue
             rng.shuffle(names)
-            n = round(self.config.diagnosis_share * len(names))
-            if self.config.diagnosis_share > 0 and len(names) >= 2:
-                n = max(n, 1)
-            reserved.update(names[:n])
+            want = share * organ_paths[organ]
+            got = 0
+            for g in names:
+                if got >= want or (got and got + len(members[g]) / 2 > want):
+                    break
+                reserved.add(g)
+                got += len(members[g])
         return reserved
 
     def _build_pools(self) -> list[_Pool]:
@@ -213,11 +274,13 @@ class Generator:
         groups: dict[tuple[int, str, str, str, str], list[Annotation]] = defaultdict(list)
         for a in self.annotations:
             split = self.splits[a.path_id]
-            if a.slide_id in self._dx_slides:
+            if a.group in self._dx_groups:
                 if a.diagnosis is not None:
                     groups[(0, "diagnosis", a.organ, "*", split)].append(a)
                 continue
             for t in NON_DX_TYPES:
+                if t not in self.config.question_types:
+                    continue
                 if mode == "organ" and t in DX_FREE_TYPES:
                     groups[(0, t, a.organ, "*", split)].append(a)
                     continue
@@ -433,7 +496,7 @@ class Generator:
         fams = [
             f
             for f in self._fams(qtype, pool.organ, ann.diagnosis, self.config.pmin)
-            if claims_truth(ann, f.premise) is True
+            if claims_truth(ann, f.premise) is True and f.key.split(":")[0] not in SQUARE_ONLY
         ]
         rng.shuffle(fams)
         for fam in fams:
@@ -485,6 +548,7 @@ class Generator:
         self._used_pairs.clear()
         self._usage.clear()
         self._path_pairs.clear()
+        self.rebalanced = 0
         pools = self._build_pools()
         out: list[Question] = []
         n_cands = 0
@@ -500,6 +564,8 @@ class Generator:
         if self.naive:
             out = balance_letters(out, self.seed)
         out = dedup(out)
+        if not self.naive:
+            out = self._rebalance(out)
         self.questions = out
         self.stats = self._stats(out, n_cands)
         return list(out)
@@ -574,14 +640,89 @@ class Generator:
         self.questions.extend(new)
         return new
 
+    # ------------------------------------------------------------ rebalance
+    def _rebalance(self, questions: list[Question]) -> list[Question]:
+        """Drop whole sets so split shares track path shares and no type dominates.
+
+        Small splits form fewer sets per path than train (fewer paths per pool), and some
+        types form sets more easily than others. Dropping *whole* complementary sets keeps
+        every set property (one true key per path, each option the key once per set, one
+        split per set). Greedy and seeded: while a split's question share exceeds its path
+        share by more than ``split_tolerance``, or a type's share exceeds
+        ``max_type_share``, one set (a random one) is dropped from the split x type cell that
+        relieves a violation and whose split and type are most over-represented together.
+        The type cap is at least ``1 / k`` for ``k`` types present, and type trimming stops
+        once a quarter of the questions is gone (split tracking does not).
+        """
+        tol, cap = self.config.split_tolerance, self.config.max_type_share
+        if tol is None and cap is None:
+            return questions
+        path_share = Counter(self.splits.values())
+        n_paths = sum(path_share.values())
+        target = {s: path_share[s] / n_paths for s in path_share}
+        sets: dict[tuple[str, str], list[str]] = defaultdict(list)
+        size: Counter[str] = Counter()
+        for q in questions:
+            if not q.set_id:
+                continue
+            if size[q.set_id] == 0:
+                sets[(q.split, q.question_type)].append(q.set_id)
+            size[q.set_id] += 1
+        rng = random.Random(f"scale-vqa-rebalance:{self.seed}")
+        for key in sorted(sets):
+            rng.shuffle(sets[key])
+        by_split = Counter(q.split for q in questions)
+        by_type = Counter(q.question_type for q in questions)
+        cell = Counter((q.split, q.question_type) for q in questions if q.set_id)
+        total = len(questions)
+        # a cap below 1/k cannot hold with k types; type trimming stops at a quarter lost
+        if cap is not None:
+            cap = max(cap, 1.0 / max(len(by_type), 1))
+        floor = 0.75 * total
+        dropped: set[str] = set()
+        while total > 0:
+            excess_s = {s: by_split[s] / total - target.get(s, 0.0) for s in by_split}
+            excess_t = {t: by_type[t] / total - (cap if cap is not None else 1.0) for t in by_type}
+            over_s = {s for s, e in excess_s.items() if tol is not None and e > tol}
+            over_t = {t for t, e in excess_t.items() if e > 0 and total > floor}
+            if not over_s and not over_t:
+                break
+            # most over-represented split x type cell among those that relieve a violation
+            choices = [
+                (excess_s[s] + excess_t[t], s, t)
+                for (s, t), n in cell.items()
+                if n > 0 and sets[(s, t)] and (s in over_s or t in over_t)
+            ]
+            if not choices:
+                break
+            _, s, t = max(choices)
+            sid = sets[(s, t)].pop()
+            dropped.add(sid)
+            n = size[sid]
+            by_split[s] -= n
+            by_type[t] -= n
+            cell[(s, t)] -= n
+            total -= n
+        if not dropped:
+            return questions
+        for sid in dropped:
+            info = self._sets.pop(sid, None)
+            if info is None:
+                continue
+            for pid in info.paths:
+                self._usage[info.qtype][pid] -= 1
+        self.rebalanced = len(dropped)
+        return [q for q in questions if q.set_id not in dropped]
+
     # ---------------------------------------------------------------- stats
     def _stats(self, questions: Sequence[Question], n_cands: int) -> dict[str, Any]:
         slots = 0
         for a in self.annotations:
-            if a.slide_id in self._dx_slides:
+            if a.group in self._dx_groups:
                 slots += self.config.max_per_path if a.diagnosis is not None else 0
             else:
-                slots += self.config.max_per_path * len(NON_DX_TYPES)
+                n_types = sum(t in self.config.question_types for t in NON_DX_TYPES)
+                slots += self.config.max_per_path * n_types
         by_type = Counter(q.question_type for q in questions)
         by_split = Counter(q.split for q in questions)
         return {
@@ -597,6 +738,8 @@ class Generator:
             "by_split": dict(sorted(by_split.items())),
             "paths_by_split": dict(sorted(Counter(self.splits.values()).items())),
             "diagnosis_slides": len(self._dx_slides),
+            "diagnosis_groups": len(self._dx_groups),
+            "sets_dropped_to_rebalance": self.rebalanced,
         }
 
 

@@ -2,15 +2,17 @@
 
 Splitting happens on annotations, before any question exists, so that a complementary set
 (one question on several zoom paths) is always drawn within one split. Groups are
-stratified by organ and diagnosis and dealt to the split with the largest deficit
-against its ratio, in a seeded order: ratios hold in zoom paths, every group stays whole.
+stratified by organ and diagnosis; each stratum is dealt to the splits in chunks of at
+least ``min_chunk`` zoom paths (deficits carry over to later strata, in a seeded order):
+ratios hold in zoom paths, every group stays whole, and every split's pools are big
+enough to form sets.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from curation.annotations import Annotation
@@ -18,6 +20,8 @@ from curation.errors import ConfigError
 from curation.records import QUESTION_TYPES, SPLITS, Question
 
 DEFAULT_RATIOS: tuple[float, float, float] = (0.7, 0.1, 0.2)
+DEFAULT_MIN_CHUNK = 12
+"""Fewest zoom paths of one organ x diagnosis stratum dealt to a split (see assign_splits)."""
 
 
 def parse_ratios(text: str | Sequence[float]) -> tuple[float, float, float]:
@@ -44,8 +48,19 @@ def assign_splits(
     annotations: Sequence[Annotation],
     ratios: Sequence[float] = DEFAULT_RATIOS,
     seed: int = 0,
+    min_chunk: int = DEFAULT_MIN_CHUNK,
+    reserved: Collection[str] = (),
 ) -> dict[str, str]:
-    """Map each ``path_id`` to train/validation/test; a patient (else slide) never straddles."""
+    """Map each ``path_id`` to train/validation/test; a patient (else slide) never straddles.
+
+    Pool-aware: each organ x diagnosis stratum is dealt to the splits in chunks of at least
+    ``min_chunk`` zoom paths (a split whose share of a stratum would be smaller gets none of
+    it and its deficit carries over to the next strata), so every split holds pools large
+    enough to form complementary sets of four paths and the *question* shares track the
+    path shares. ``min_chunk=0`` deals every stratum to every split (the old behaviour).
+    Groups named in ``reserved`` (patients, else slides, set aside for diagnosis questions,
+    which pool across diagnoses) form one stratum per organ of their own.
+    """
     ratios = parse_ratios(ratios)
     groups: dict[str, list[Annotation]] = defaultdict(list)
     for a in annotations:
@@ -54,26 +69,63 @@ def assign_splits(
     for g, members in groups.items():
         organ = Counter(a.organ for a in members).most_common(1)[0][0]
         dx = Counter(a.diagnosis or "" for a in members).most_common(1)[0][0]
-        strata[(organ, dx)].append(g)
+        strata[(organ, "@dx" if g in reserved else dx)].append(g)
     rng = random.Random(f"scale-vqa-split:{seed}")
+    keys = sorted(strata)
+    if min_chunk > 0:
+        rng.shuffle(keys)  # the carried deficit lands on strata in a seeded order
     out: dict[str, str] = {}
-    assigned_by_organ: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SPLITS, 0))
+    assigned_by: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     totals: Counter[str] = Counter()
-    for key in sorted(strata):
+    for key in keys:
         names = sorted(strata[key])
         rng.shuffle(names)
-        assigned = assigned_by_organ[key[0]]  # deficits carry over the organ's strata
+        # deficits carry over the organ's strata (min_chunk=0), else over every stratum
+        scope = key[0] if min_chunk <= 0 else ("@dx" if key[1] == "@dx" else "*")
+        assigned = assigned_by[scope]
+        size = sum(len(groups[g]) for g in names)
+        if min_chunk <= 0:
+            for g in names:
+                n = len(groups[g])
+                totals[scope] += n
+                deficit = [ratios[i] * totals[scope] - assigned[i] for i in range(3)]
+                best = max(range(3), key=lambda i: (deficit[i], ratios[i], -i))
+                assigned[best] += n
+                for a in groups[g]:
+                    out[a.path_id] = SPLITS[best]
+            continue
+        totals[scope] += size
+        need = [ratios[i] * totals[scope] - assigned[i] for i in range(3)]
+        share = _chunk_shares(need, size, min_chunk)
+        names.sort(key=lambda g: -len(groups[g]))  # big groups first: shares land closer
+        got = [0.0, 0.0, 0.0]
         for g in names:
-            size = len(groups[g])
-            totals[key[0]] += size
-            total = totals[key[0]]
-            deficit = [ratios[i] * total - assigned[s] for i, s in enumerate(SPLITS)]
-            best = max(range(3), key=lambda i: (deficit[i], ratios[i], -i))
-            split = SPLITS[best]
-            assigned[split] += size
+            n = len(groups[g])
+            best = max(
+                (i for i in range(3) if share[i] > 0),
+                key=lambda i: (share[i] - got[i], ratios[i], -i),
+            )
+            got[best] += n
+            assigned[best] += n
             for a in groups[g]:
-                out[a.path_id] = split
+                out[a.path_id] = SPLITS[best]
     return out
+
+
+def _chunk_shares(need: list[float], size: int, min_chunk: int) -> list[float]:
+    """Shares of a stratum of ``size`` paths: proportional to positive need, none < min_chunk."""
+    live = [i for i in range(3) if need[i] > 0]
+    if not live:
+        live = [max(range(3), key=lambda i: need[i])]
+    while True:
+        total = sum(max(need[i], 0.0) for i in live)
+        share = [0.0, 0.0, 0.0]
+        for i in live:
+            share[i] = size * max(need[i], 0.0) / total if total > 0 else size / len(live)
+        small = [i for i in live if share[i] < min_chunk]
+        if not small or len(live) == 1:
+            return share
+        live.remove(min(small, key=lambda i: (share[i], i)))
 
 
 def split_report(questions: Iterable[Question]) -> dict[str, Any]:

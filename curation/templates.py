@@ -135,6 +135,29 @@ class Correspondence(QuestionType):
         "correspondence-free-4": "Do {F1} and {F2}, identified at {SA} power, have matching "
         "counterparts at {SB} power?",
     }
+    mixed_templates: ClassVar[dict[str, str]] = {
+        "correspondence-fixed-1": "The {SA}-power view shows {F1} but not {F2}. Which statement "
+        "correctly describes how these findings correspond in the {SB}-power view?",
+        "correspondence-fixed-2": "At {SA} power {F1} is identified and {F2} is looked for and "
+        "absent. Which option states correctly what is seen of each at {SB} power?",
+        "correspondence-free-1": "Tracing structures from {SA} to {SB} magnification: the "
+        "broader field shows {F1} and no {F2}. What happens to them in the closer field?",
+        "correspondence-free-2": "Given {F1} but no {F2} at {SA} power, which description of "
+        "their correspondence in the {SB}-power field is accurate?",
+        "correspondence-free-3": "At {SA} magnification {F1} appears and {F2} does not. "
+        "Comparing with the {SB}-magnification image, which statement holds?",
+        "correspondence-free-4": "Starting from {F1} present and {F2} absent at {SA} power, "
+        "which account of the {SB}-power field is correct?",
+    }
+    """Same template ids, for the mixed family (first feature seen, second absent at SA)."""
+
+    def question(self, template_id: str, fam: Family, slots: Sequence[Slot], organ: Organ) -> str:
+        if not fam.key.startswith("corrm:"):
+            return super().question(template_id, fam, slots, organ)
+        ctx = dict(fam.ctx)
+        for i, s in enumerate(slots[:2], start=1):
+            ctx[f"F{i}"] = s.phrase
+        return cap(self.mixed_templates[template_id].format(**ctx))
 
     def families(self, organ: Organ, dx: str | None, pmin: float) -> list[Family]:
         fams = []
@@ -183,6 +206,34 @@ class Correspondence(QuestionType):
                     same=True,
                 )
             )
+            # mixed: the first feature seen at SA, the second looked for and absent there
+            s3 = []
+            for f in feats:
+                if _p(organ, f.id, dx) > 1 - pmin:
+                    continue
+                pre = (f.id, sa, False)
+                b = be(f.phrase)
+                s3.append(
+                    Slot(
+                        f"corrm2:{f.id}:{sa}:{sb}",
+                        (
+                            Alt((pre, (f.id, sb, True)), f"{f.phrase} {b} newly present"),
+                            Alt((pre, (f.id, sb, False)), f"{f.phrase} {b} again absent"),
+                        ),
+                        (f.id,),
+                        f.phrase,
+                    )
+                )
+            if s3:
+                fams.append(
+                    Family(
+                        f"corrm:{sa}:{sb}",
+                        (),
+                        {"SA": SCALE_WORD[sa], "SB": SCALE_WORD[sb]},
+                        s1,
+                        s3,
+                    )
+                )
         return fams
 
     def render(self, fam: Family, alts: list[str]) -> str:
@@ -194,8 +245,9 @@ class Correspondence(QuestionType):
         sb = slots[0].alts[0].claims[1][1]
         f1, f2 = slots[0].features[0], slots[1].features[0]
         p1, p2 = organ.features[f1].phrase, organ.features[f2].phrase
+        shows = f"{p1} but not {p2}" if fam.key.startswith("corrm:") else f"{p1} and {p2}"
         return (
-            f"At {SCALE_WORD[sa]} power the field shows {p1} and {p2}. At {SCALE_WORD[sb]} "
+            f"At {SCALE_WORD[sa]} power the field shows {shows}. At {SCALE_WORD[sb]} "
             f"power, {_state_words(ann, f1, sb, organ)}, and {_state_words(ann, f2, sb, organ)}; "
             f"the accurate statement is therefore: {key}."
         )

@@ -184,3 +184,11 @@ def test_llm_adversary_end_to_end_with_faults_and_cache(tmp_path):
         assert server.n_chat == n_http
         assert adv2.client.usage.calls == 0 and adv2.client.usage.cache_hits == 60
         assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(scores, scores2))
+
+
+def test_clause_embeddings_embed_fewer_texts(embedder):
+    qs = F.release_style(60, 10, seed=7)
+    adv = EmbeddingClassifier(embedder=embedder, unit="clause")
+    assert _acc(adv, qs) > 0.8
+    with pytest.raises(ConfigError, match="use 'option' or 'clause'"):
+        EmbeddingClassifier(unit="sentence")

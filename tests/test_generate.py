@@ -11,7 +11,8 @@ import pytest
 from curation.adversaries import Centrality, Length
 from curation.annotations import read_annotations, write_annotations
 from curation.constraints import check_all, summarize
-from curation.generate import Generator
+from curation.errors import ConfigError
+from curation.generate import Generator, GeneratorConfig
 from curation.options import option_truths
 from curation.records import QUESTION_TYPES, letters_named, read_questions
 from curation.simulate import simulate
@@ -190,3 +191,61 @@ def test_cli_generate_naive_and_split_ratios(tmp_path, corpus, capsys):
     assert read_annotations(ann)[0].to_dict() == corpus[0].to_dict()
     assert main(["generate", str(ann), "--out", str(out), "--split-ratios", "1,1"]) == 1
     assert "split ratios" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ratios", [(0.7, 0.1, 0.2), (0.7, 0.15, 0.15)])
+def test_question_split_shares_track_path_shares(ratios):
+    anns = simulate(300, ORGANS, seed=0)
+    n = len(anns)
+    gen = Generator(anns, seed=0, ratios=ratios)
+    qs = gen.generate()
+    paths = Counter(gen.splits.values())
+    got = Counter(q.split for q in qs)
+    for split, ratio in zip(("train", "validation", "test"), ratios):
+        assert abs(paths[split] / n - ratio) <= 0.03, paths
+        assert abs(got[split] / len(qs) - paths[split] / n) <= 0.03, (got, paths)
+    # no type above the cap, every type present, sets whole, constraints hold
+    by_type = Counter(q.question_type for q in qs)
+    assert set(by_type) == set(QUESTION_TYPES)
+    assert max(by_type.values()) <= 0.35 * len(qs) + 4
+    assert set(Counter(q.set_id for q in qs).values()) == {4}
+    assert summarize(check_all(qs, anns, gen.organs)) == {}
+    assert gen.stats["sets_dropped_to_rebalance"] > 0
+    # the old recipe (every stratum dealt to every split, nothing dropped) skews to train
+    old = GeneratorConfig(split_min_chunk=0, split_tolerance=None, max_type_share=None)
+    gen_old = Generator(anns, seed=0, ratios=ratios, config=old)
+    qs_old = gen_old.generate()
+    share_old = sum(q.split == "train" for q in qs_old) / len(qs_old)
+    assert share_old - Counter(gen_old.splits.values())["train"] / n > 0.05
+
+
+def test_paths_without_diagnosis_are_never_reserved_and_question_types():
+    anns = simulate(240, ORGANS, seed=4)
+    patients = sorted({a.patient_id for a in anns})
+    no_dx = set(patients[::2])
+    for a in anns:
+        if a.patient_id in no_dx:
+            a.diagnosis = None
+    gen = Generator(anns, seed=0)
+    qs = gen.generate()
+    reserved = gen._dx_slides
+    assert reserved and gen.stats["diagnosis_slides"] == len(reserved)
+    assert all(a.diagnosis is not None for a in anns if a.slide_id in reserved)
+    dx_qs = [q for q in qs if q.question_type == "diagnosis"]
+    assert dx_qs and {q.slide_id for q in dx_qs} <= reserved
+    assert not reserved & {q.slide_id for q in qs if q.question_type != "diagnosis"}
+    # no diagnosis anywhere: nothing reserved, every path serves the other types
+    for a in anns:
+        a.diagnosis = None
+    bare = Generator(anns, seed=0)
+    assert bare.generate() and bare.stats["diagnosis_slides"] == 0
+    zero = Generator(anns, seed=0, config=GeneratorConfig(diagnosis_share=0.0))
+    assert [q.id for q in bare.generate()] == [q.id for q in zero.generate()]
+    # question_types restricts what is generated; without diagnosis nothing is reserved
+    only = GeneratorConfig(question_types=("localization", "correspondence"))
+    gen2 = Generator(simulate(240, ORGANS, seed=4), seed=0, config=only)
+    qs2 = gen2.generate()
+    assert {q.question_type for q in qs2} == {"localization", "correspondence"}
+    assert gen2.stats["diagnosis_slides"] == 0
+    with pytest.raises(ConfigError, match="question_types"):
+        Generator(anns, seed=0, config=GeneratorConfig(question_types=("bogus",)))

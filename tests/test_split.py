@@ -54,3 +54,22 @@ def test_parse_ratios_and_report():
     assert rep["counts"]["test"]["skin"] == {"diagnosis": 2}
     assert rep["by_split"] == {"test": 2, "train": 1}
     assert "localization" in format_split_table(rep)
+
+
+def test_strata_are_dealt_in_chunks_large_enough_for_sets():
+    anns = simulate(900, ["skin", "colon", "lung"], seed=1)
+    cells = {}
+    for mc in (0, 12):
+        splits = assign_splits(anns, (0.6, 0.2, 0.2), seed=5, min_chunk=mc)
+        cells[mc] = Counter((a.organ, a.diagnosis, splits[a.path_id]) for a in anns)
+        counts = Counter(splits.values())
+        for name, ratio in zip(("train", "validation", "test"), (0.6, 0.2, 0.2)):
+            assert abs(counts[name] / len(anns) - ratio) < 0.03, (mc, counts)
+    # the old recipe leaves splits with a handful of paths of a stratum; chunks do not
+    assert min(cells[0].values()) < 8
+    assert min(cells[12].values()) >= 8 and len(cells[12]) < len(cells[0])
+    # reserved groups (diagnosis questions) form one stratum per organ of their own
+    reserved = {a.patient_id for a in anns if a.organ == "skin"}
+    splits = assign_splits(anns, (0.6, 0.2, 0.2), seed=5, reserved=reserved)
+    skin = Counter(splits[a.path_id] for a in anns if a.organ == "skin")
+    assert len(skin) >= 2 and sum(skin.values()) == sum(a.organ == "skin" for a in anns)

@@ -53,6 +53,13 @@ def add_adversary_arguments(p: argparse.ArgumentParser) -> None:
         help="cache for embeddings and LLM answers (default: .scale_vqa_cache next to the "
         "input when LLMs are used; embeddings in memory only)",
     )
+    p.add_argument(
+        "--embed-unit",
+        choices=("option", "clause"),
+        default="option",
+        help="embed each distinct option (default) or each distinct clause, averaged "
+        "(several times fewer texts when options share clauses)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for folds and partitions")
 
 
@@ -192,7 +199,9 @@ def build_battery(args: argparse.Namespace, base: Path | None = None) -> list[An
 
         cache = args.cache_dir / "embeddings" if args.cache_dir else None
         embedder = Embedder(cache_dir=cache)
-    battery = make_adversaries(names, embedder=embedder) if names else []
+    battery = (
+        make_adversaries(names, embedder=embedder, embed_unit=args.embed_unit) if names else []
+    )
     if args.llm:
         from curation.llm_adversary import llm_adversaries
 

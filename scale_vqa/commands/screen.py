@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
             features="bow" if args.no_embeddings else "embeddings",
             embedder=embedder,
             seed=args.seed,
+            unit=args.embed_unit,
         )
         battery = [a for a in battery if a.name != "aflite"]
     regenerate = make_regenerator(args)
