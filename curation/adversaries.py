@@ -490,15 +490,41 @@ class EmbeddingClassifier(LinearOptionModel):
 # --------------------------------------------------------------------------- evaluation
 
 
-def group_folds(questions: Sequence[Question], n_folds: int = 5, seed: int = 0) -> np.ndarray:
-    """Fold index per question; all questions of a patient (else slide) share a fold.
+def fold_groups(questions: Sequence[Question]) -> list[str]:
+    """Grouping key per question for held-out fitting.
 
-    Questions with neither patient nor slide form one group each (by ``path_id`` or id).
+    The unit is the patient (else slide; else the zoom path or the question itself), and
+    units joined by a complementary set (``set_id``) merge into one group: a set's questions
+    share their text, so a model that saw one member must not score another. This mirrors
+    how splits are made (no patient and no set straddles two splits).
+    """
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    units = [f"u:{q.group or q.path_id or q.id}" for q in questions]
+    for unit, q in zip(units, questions):
+        root = find(unit)
+        if q.set_id:
+            other = find(f"s:{q.set_id}")
+            if other != root:
+                parent[max(root, other)] = min(root, other)
+    return [find(u) for u in units]
+
+
+def group_folds(questions: Sequence[Question], n_folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold index per question; each group of :func:`fold_groups` shares a fold.
+
     Groups are shuffled with ``seed`` and dealt largest first to the smallest fold.
     """
     if not (isinstance(n_folds, int) and n_folds >= 2):
         raise ConfigError(f"n_folds={n_folds!r}; use an integer >= 2")
-    keys = [q.group or q.path_id or q.id for q in questions]
+    keys = fold_groups(questions)
     sizes = Counter(keys)
     groups = sorted(sizes)
     rng = np.random.default_rng(seed)
@@ -517,7 +543,7 @@ def group_folds(questions: Sequence[Question], n_folds: int = 5, seed: int = 0) 
 def cross_fit_scores(
     adv: Adversary, questions: Sequence[Question], n_folds: int = 5, seed: int = 0
 ) -> list[np.ndarray]:
-    """Held-out scores: learned adversaries cross-fitted over patient (else slide) groups.
+    """Held-out scores: learned adversaries cross-fitted over :func:`fold_groups` groups.
 
     Zero-shot heuristics are simply scored. With fewer than two groups a learned
     adversary cannot be held out and scores every option equally (chance).

@@ -1,7 +1,8 @@
 """AFLite (Le Bras et al., 2020, "Adversarial Filters of Dataset Biases") for MCQs.
 
 Many linear models are trained on random partitions of the data (by patient, else slide,
-when there are at least two groups) over fixed features of each option; each item's
+merged over complementary sets, when there are at least two groups) over fixed features of
+each option; each item's
 *predictability* is the fraction of the models that held it out and picked its key.
 Items whose predictability is at or above ``tau`` are flagged.
 
@@ -25,6 +26,7 @@ from curation.adversaries import (
     _others_mean,
     _owner,
     embed_options,
+    fold_groups,
     relational_features,
 )
 from curation.errors import ConfigError
@@ -137,7 +139,7 @@ class AFLite:
         y = np.concatenate(
             [(np.arange(len(q.options)) == q.key_index).astype(float) for q in questions]
         )
-        groups = [q.group or q.path_id or q.id for q in questions]
+        groups = fold_groups(questions)
         uniq = sorted(set(groups))
         gidx = _index(groups)
         units = len(uniq) if len(uniq) >= 2 else n

@@ -53,7 +53,8 @@ def evaluate(
     """Held-out option scores of each adversary on ``questions``, by adversary name.
 
     With ``train``, learned adversaries are fitted on ``train`` and score ``questions``;
-    otherwise they are cross-fitted over patient (else slide) groups.
+    otherwise they are cross-fitted over patient (else slide) groups, merged across
+    complementary sets (:func:`curation.adversaries.fold_groups`).
     """
     _check_questions(questions, "evaluate")
     names = [a.name for a in adversaries]

@@ -753,3 +753,30 @@ def generate_questions(
 ) -> list[Question]:
     """Convenience wrapper: ``Generator(...).generate()``."""
     return Generator(annotations, seed, naive, organs_dir, ratios, config).generate()
+
+
+class Regenerator:
+    """The screen's ``regenerate(flagged, round)`` callback over a leak-controlled generator.
+
+    Flagged members of complementary sets go to ``Generator.regenerate`` (new sets over
+    unused slot pairs, raised plausibility floor). Flagged single questions (the naive,
+    release-style design, no ``set_id``) are replaced by the generator's complementary sets
+    of the same pool (``extra["pool"]``), each set offered once: the tightened design for
+    the same annotations, since a new naive option set would leak the same way.
+    """
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+        self.leak_controlled = generator.generate()
+        self._offered: set[str] = set()
+
+    def __call__(self, flagged: list[Question], round: int) -> list[Question]:
+        members = [q for q in flagged if q.set_id]
+        singles = [q for q in flagged if not q.set_id]
+        out = list(self.generator.regenerate(members, round)) if members else []
+        pools = {str(q.extra.get("pool", "")) for q in singles} - {""}
+        for q in self.leak_controlled:
+            if str(q.extra.get("pool", "")) in pools and q.set_id not in self._offered:
+                out.append(q)
+        self._offered |= {q.set_id for q in out if q.set_id}
+        return out

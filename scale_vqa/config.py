@@ -18,6 +18,7 @@ from typing import Any
 
 from curation.errors import ConfigError, InputError
 from curation.records import QUESTION_TYPES
+from curation.split import DEFAULT_MIN_CHUNK
 
 SLIDE_SUFFIXES: tuple[str, ...] = (
     ".svs",
@@ -57,6 +58,7 @@ class GenerationConfig:
     naive: bool = False
     options: int = 4
     question_types: list[str] = field(default_factory=lambda: list(QUESTION_TYPES))
+    split_min_chunk: int = DEFAULT_MIN_CHUNK
 
 
 @dataclass
@@ -369,6 +371,7 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
         naive=g.boolean("naive", False),
         options=g.integer("options", 4, minimum=2),
         question_types=qtypes,
+        split_min_chunk=g.integer("split_min_chunk", DEFAULT_MIN_CHUNK, minimum=0),
     )
     if generation.options != 4:
         raise g.fail(

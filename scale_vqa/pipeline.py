@@ -468,12 +468,12 @@ class _Rebuild:
             )
         write_questions(self.questions, qs)
 
-    def _generator(self) -> Any:
+    def _generator(self, naive: bool | None = None) -> Any:
         from curation.annotations import read_annotations
         from curation.generate import Generator
 
         anns = read_annotations(self.annotations, self.cfg.organs_dir)
-        return _make_generator(Generator, anns, self.cfg)
+        return _make_generator(Generator, anns, self.cfg, naive=naive)
 
     def _wanted(self, questions: Iterable[Any]) -> list[Any]:
         """Only the question types the config asks for."""
@@ -524,12 +524,13 @@ class _Rebuild:
         if cfg.screen.aflite:
             from curation.aflite import AFLite
 
-            aflite = AFLite(seed=cfg.seed) if _accepts(AFLite, "seed") else AFLite()
-        gen = self._generator()
-        gen.generate()  # regenerate() continues from the generator's state
+            aflite = AFLite(seed=cfg.seed)
+        from curation.generate import Regenerator
+
+        regenerator = Regenerator(self._generator(naive=False))
 
         def regenerate(flagged: list[Any], round: int) -> list[Any]:
-            return self._wanted(gen.regenerate(flagged, round))
+            return self._wanted(regenerator(flagged, round))
 
         result = screen(
             qs,
@@ -707,37 +708,21 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
-def _accepts(fn: Any, name: str) -> bool:
-    import inspect
-
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _make_generator(cls: Any, anns: list[Any], cfg: BuildConfig) -> Any:
-    """curation.generate.Generator for ``cfg``.
-
-    Without any diagnosis in the annotations (or with the diagnosis type not asked for),
-    no slide is reserved for diagnosis questions, so every zoom path serves the other types.
-    """
+def _make_generator(cls: Any, anns: list[Any], cfg: BuildConfig, naive: bool | None = None) -> Any:
+    """curation.generate.Generator for ``cfg`` (``naive`` overrides the config's)."""
     from curation.generate import GeneratorConfig
 
-    no_dx = all(a.diagnosis is None for a in anns)
-    gconf = GeneratorConfig(
-        diagnosis_share=0.0
-        if no_dx or "diagnosis" not in cfg.generation.question_types
-        else GeneratorConfig().diagnosis_share
-    )
     sp = cfg.split
     return cls(
         anns,
         seed=cfg.seed,
-        naive=cfg.generation.naive,
+        naive=cfg.generation.naive if naive is None else naive,
         organs_dir=[str(d) for d in cfg.organs_dir],
         ratios=(sp.train, sp.validation, sp.test),
-        config=gconf,
+        config=GeneratorConfig(
+            question_types=tuple(cfg.generation.question_types),
+            split_min_chunk=cfg.generation.split_min_chunk,
+        ),
     )
 
 

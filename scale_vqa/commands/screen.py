@@ -69,43 +69,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-class GeneratorRegenerator:
-    """``regenerate(flagged, round)`` over a leak-controlled :class:`Generator`.
-
-    Flagged members of complementary sets go to ``Generator.regenerate`` (new sets over
-    unused slot pairs, raised plausibility floor). Flagged single questions (the naive,
-    release-style design, no ``set_id``) are replaced by the generator's complementary sets
-    of the same pool (``extra["pool"]``), each set offered once: the tightened design for
-    the same annotations, since a new naive option set would leak the same way.
-    """
-
-    def __init__(self, generator: Any) -> None:
-        self.generator = generator
-        self.leak_controlled = generator.generate()
-        self._offered: set[str] = set()
-
-    def __call__(self, flagged: list[Any], round: int) -> list[Any]:
-        members = [q for q in flagged if q.set_id]
-        singles = [q for q in flagged if not q.set_id]
-        out = list(self.generator.regenerate(members, round)) if members else []
-        pools = {str(q.extra.get("pool", "")) for q in singles} - {""}
-        for q in self.leak_controlled:
-            if str(q.extra.get("pool", "")) in pools and q.set_id not in self._offered:
-                out.append(q)
-        self._offered |= {q.set_id for q in out if q.set_id}
-        return out
-
-
 def make_regenerator(args: argparse.Namespace) -> Any:
     """The regeneration callback built from ``--annotations`` (or None)."""
     if args.annotations is None:
         return None
     from curation.annotations import read_annotations
-    from curation.generate import Generator
+    from curation.generate import Generator, Regenerator
 
     dirs = [str(d) for d in args.organs]
     anns = read_annotations(args.annotations, extra_dirs=tuple(dirs))
-    return GeneratorRegenerator(Generator(anns, seed=args.seed, organs_dir=dirs or None))
+    return Regenerator(Generator(anns, seed=args.seed, organs_dir=dirs or None))
 
 
 def run(args: argparse.Namespace) -> int:
