@@ -64,6 +64,33 @@ def check_columns(columns: Sequence[str], source: str) -> None:
         )
 
 
+def is_dataset_folder(path: Path) -> bool:
+    """Whether ``path`` looks loadable by ``load_dataset(folder)``: a README.md or Parquet files."""
+    return (path / "README.md").is_file() or any(path.rglob("*.parquet"))
+
+
+def _why(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters of it)."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+
+
+def load_hub_dataset(repo_id: str) -> Any:
+    """``datasets.load_dataset(repo_id)`` (all splits) for a Hub id ``owner/name``.
+
+    Raises :class:`HubError` saying what to check when it cannot be loaded (no network, no
+    such dataset).
+    """
+    import datasets
+
+    try:
+        return datasets.load_dataset(repo_id)
+    except Exception as exc:  # datasets raises many kinds for a missing or broken repo
+        raise HubError(
+            f"cannot load Hub dataset {repo_id!r} ({_why(exc)}); check the id and "
+            "the network, or download it and pass the local folder"
+        ) from None
+
+
 def load_split(source: str | os.PathLike[str], split: str = "test") -> Any:
     """One split of a dataset folder (``load_dataset(folder)``) or a Hub id, columns checked.
 
@@ -75,7 +102,7 @@ def load_split(source: str | os.PathLike[str], split: str = "test") -> Any:
     path = Path(source)
     text = str(source)
     if path.is_dir():
-        if not (path / "README.md").is_file() and not any(path.rglob("*.parquet")):
+        if not is_dataset_folder(path):
             raise InputError(
                 f"{path}: not a dataset folder (no README.md with configs and no Parquet "
                 "files); build one with `scale-vqa build` or pass a Hub id"
@@ -83,21 +110,11 @@ def load_split(source: str | os.PathLike[str], split: str = "test") -> Any:
         try:
             dsd = datasets.load_dataset(str(path))
         except Exception as exc:  # datasets raises many kinds for a broken folder
-            raise InputError(
-                f"{path}: cannot load as a dataset ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:200] if str(exc) else ''})"
-            ) from None
+            raise InputError(f"{path}: cannot load as a dataset ({_why(exc)})") from None
     elif path.exists():
         raise InputError(f"{path}: is a file; give a dataset folder or a Hub id (owner/name)")
     elif text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.suffix:
-        try:
-            dsd = datasets.load_dataset(text)
-        except Exception as exc:
-            raise HubError(
-                f"cannot load Hub dataset {text!r} ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); check the id and "
-                "the network, or download it and pass the local folder"
-            ) from None
+        dsd = load_hub_dataset(text)
     else:
         raise InputError(f"{source}: no such dataset folder (and not a Hub id owner/name)")
     if split not in dsd:

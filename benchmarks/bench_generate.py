@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.adversaries import default_battery
+from curation.adversaries import default_battery, group_folds
 from curation.annotations import read_annotations
 from curation.audit import audit, format_table
 from curation.audit import summarize as summarize_audit
@@ -53,42 +53,15 @@ def splits_of(ann: Path, seed: int) -> list[str]:
     return list(Generator(read_annotations(ann), seed=seed).splits.values())
 
 
-def component_folds(questions: list, n_folds: int = 5, seed: int = 0) -> np.ndarray:
-    """Folds over connected components of patients and complementary sets.
-
-    Cross-fitting by patient alone puts members of one set in both training and test
-    folds; the learner then avoids the answers the set already used and scores *below*
-    chance. Grouping by the components of the patient-set graph holds out whole sets.
-    """
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for q in questions:
-        parent[find("p:" + (q.group or q.path_id))] = find("s:" + (q.set_id or q.id))
-    comps = [find("p:" + (q.group or q.path_id)) for q in questions]
-    sizes = Counter(comps)
-    rng = np.random.default_rng(seed)
-    order = sorted(sizes)
-    order = [order[i] for i in rng.permutation(len(order))]
-    order.sort(key=lambda c: -sizes[c])
-    load = [0] * n_folds
-    fold_of: dict[str, int] = {}
-    for c in order:
-        f = int(np.argmin(load))
-        fold_of[c] = f
-        load[f] += sizes[c]
-    return np.array([fold_of[c] for c in comps])
-
-
 def audit_by_components(questions: list, battery: list, seed: int = 0) -> dict[str, Any]:
-    """Audit with learned adversaries cross-fitted over patient+set components."""
-    folds = component_folds(questions, 5, seed)
+    """Audit with learned adversaries cross-fitted over patient+set components.
+
+    Cross-fitting by patient alone puts members of one set in both training and test folds;
+    the learner then avoids the answers the set already used and scores *below* chance.
+    :func:`curation.adversaries.group_folds` groups by the components of the patient-set
+    graph, so whole sets are held out.
+    """
+    folds = group_folds(questions, 5, seed)
     scores = {
         a.name: (a.cross_fit(questions, folds) if a.learned else a.score(questions))
         for a in battery

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from curation.annotations import Annotation
-from curation.options import DX, claim_truth
+from curation.options import DX, claim_truth, word_bag
 from curation.organs import Organ
 from curation.records import Question, letters_named
 
@@ -51,12 +51,6 @@ Annotations = Mapping[str, Annotation] | None
 Organs = Mapping[str, Organ] | None
 Checker = Callable[[Sequence[Question], Annotations, Organs], list[Violation]]
 
-_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
-
-
-def _bag(text: str) -> Counter[str]:
-    return Counter(_WORD.findall(text.lower()))
-
 
 def _dist(a: Counter[str], b: Counter[str]) -> int:
     return sum(((a - b) + (b - a)).values())
@@ -69,7 +63,7 @@ def check_symmetry(
     """The key is neither the unique hub nor the unique outlier of its option set."""
     out = []
     for q in questions:
-        bags = [_bag(o) for o in q.options]
+        bags = [word_bag(o) for o in q.options]
         k = len(bags)
         total = [sum(_dist(bags[i], bags[j]) for j in range(k) if j != i) for i in range(k)]
         key = q.key_index
@@ -101,7 +95,7 @@ def check_distinctive_tokens(
     """No word only the key carries; the key is not the only option with no word of its own."""
     out = []
     for q in questions:
-        sets = [set(_bag(o)) for o in q.options]
+        sets = [set(word_bag(o)) for o in q.options]
         own = [
             s - set().union(*(t for j, t in enumerate(sets) if j != i)) for i, s in enumerate(sets)
         ]

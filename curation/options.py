@@ -33,8 +33,9 @@ Claim = tuple[str, str, bool]
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+def word_bag(text: str) -> Counter[str]:
+    """Lower-cased words of ``text`` with their counts (hyphen/apostrophe words kept whole)."""
+    return Counter(_WORD.findall(text.lower()))
 
 
 def claim_truth(ann: Annotation, claim: Sequence[Any]) -> bool | None:
@@ -81,7 +82,7 @@ class Slot:
 
     def delta(self) -> frozenset[str]:
         """Words that differ between the two alternatives (bag-of-words difference)."""
-        a, b = Counter(_words(self.alts[0].text)), Counter(_words(self.alts[1].text))
+        a, b = word_bag(self.alts[0].text), word_bag(self.alts[1].text)
         return frozenset((a - b) | (b - a))
 
     def value(self, ann: Annotation) -> int | None:

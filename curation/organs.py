@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -131,6 +131,52 @@ def _is_prob(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= float(v) <= 1.0
 
 
+def _entries(
+    data: dict[str, Any],
+    key: str,
+    noun: str,
+    shape: str,
+    allowed: Collection[str],
+    required: Sequence[str],
+    ids: set[str],
+    bad: Callable[[str, str], None],
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(prefix, entry)`` for each mapping of the list ``data[key]``, its id checked.
+
+    ``key`` is ``features`` or ``diagnoses`` (``noun``: feature, diagnosis). Reports through
+    ``bad`` a value that is not a non-empty list, an entry that is not a mapping (skipped),
+    unknown keys (not in ``allowed``), missing ``required`` fields, an invalid or duplicate
+    id; valid ids are added to ``ids``. ``prefix`` names the entry in messages, e.g.
+    ``features[2] (acanthosis)``.
+    """
+    items = data.get(key, [])
+    if key in data and (not isinstance(items, list) or not items):
+        bad(key, f"must be a non-empty list of {noun} mappings")
+        return
+    for i, e in enumerate(items):
+        prefix = f"{key}[{i}]"
+        if not isinstance(e, dict):
+            bad(prefix, f"must be a mapping with {shape}")
+            continue
+        eid = e.get("id")
+        if isinstance(eid, str):
+            prefix = f"{key}[{i}] ({eid})"
+        for k in e:
+            if k not in allowed:
+                bad(f"{prefix}.{k}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
+        for k in required:
+            if k not in e:
+                bad(f"{prefix}.{k}", "missing required field")
+        if "id" in e:
+            if not isinstance(eid, str) or not _NAME.match(eid):
+                bad(f"{prefix}.id", f"{eid!r} is not a valid id; use lowercase letters, digits, _")
+            elif eid in ids:
+                bad(f"{prefix}.id", f"duplicate {noun} id {eid!r}")
+            else:
+                ids.add(eid)
+        yield prefix, e
+
+
 def _check(data: Any, where: str) -> list[str]:
     """Every problem of one organ mapping, each as ``where: field.path: message``."""
     problems: list[str] = []
@@ -159,31 +205,16 @@ def _check(data: Any, where: str) -> list[str]:
         bad("compartments", "contains the same compartment twice")
 
     feature_ids: set[str] = set()
-    feats = data.get("features", [])
-    if "features" in data and (not isinstance(feats, list) or not feats):
-        bad("features", "must be a non-empty list of feature mappings")
-        feats = []
-    for i, f in enumerate(feats):
-        fp = f"features[{i}]"
-        if not isinstance(f, dict):
-            bad(fp, "must be a mapping with id, phrase, scales, ...")
-            continue
-        fid = f.get("id")
-        if isinstance(fid, str):
-            fp = f"features[{i}] ({fid})"
-        for key in f:
-            if key not in _FEATURE_KEYS:
-                bad(f"{fp}.{key}", f"unknown key; allowed: {', '.join(sorted(_FEATURE_KEYS))}")
-        for key in ("id", "phrase", "scales"):
-            if key not in f:
-                bad(f"{fp}.{key}", "missing required field")
-        if "id" in f:
-            if not isinstance(fid, str) or not _NAME.match(fid):
-                bad(f"{fp}.id", f"{fid!r} is not a valid id; use lowercase letters, digits, _")
-            elif fid in feature_ids:
-                bad(f"{fp}.id", f"duplicate feature id {fid!r}")
-            else:
-                feature_ids.add(fid)
+    for fp, f in _entries(
+        data,
+        "features",
+        "feature",
+        "id, phrase, scales, ...",
+        _FEATURE_KEYS,
+        ("id", "phrase", "scales"),
+        feature_ids,
+        bad,
+    ):
         if "phrase" in f and (not isinstance(f["phrase"], str) or not f["phrase"].strip()):
             bad(f"{fp}.phrase", "must be a non-empty string")
         if "scales" in f:
@@ -208,32 +239,17 @@ def _check(data: Any, where: str) -> list[str]:
         if "prevalence" in f and not _is_prob(f["prevalence"]):
             bad(f"{fp}.prevalence", f"{f['prevalence']!r} is not a probability in [0, 1]")
 
-    diags = data.get("diagnoses", [])
-    if "diagnoses" in data and (not isinstance(diags, list) or not diags):
-        bad("diagnoses", "must be a non-empty list of diagnosis mappings")
-        diags = []
     diag_ids: set[str] = set()
-    for i, d in enumerate(diags):
-        dp = f"diagnoses[{i}]"
-        if not isinstance(d, dict):
-            bad(dp, "must be a mapping with id, name, prevalence, features")
-            continue
-        did = d.get("id")
-        if isinstance(did, str):
-            dp = f"diagnoses[{i}] ({did})"
-        for key in d:
-            if key not in _DIAGNOSIS_KEYS:
-                bad(f"{dp}.{key}", f"unknown key; allowed: {', '.join(sorted(_DIAGNOSIS_KEYS))}")
-        for key in ("id", "name", "features"):
-            if key not in d:
-                bad(f"{dp}.{key}", "missing required field")
-        if "id" in d:
-            if not isinstance(did, str) or not _NAME.match(did):
-                bad(f"{dp}.id", f"{did!r} is not a valid id; use lowercase letters, digits, _")
-            elif did in diag_ids:
-                bad(f"{dp}.id", f"duplicate diagnosis id {did!r}")
-            else:
-                diag_ids.add(did)
+    for dp, d in _entries(
+        data,
+        "diagnoses",
+        "diagnosis",
+        "id, name, prevalence, features",
+        _DIAGNOSIS_KEYS,
+        ("id", "name", "features"),
+        diag_ids,
+        bad,
+    ):
         if "name" in d and (not isinstance(d["name"], str) or not d["name"].strip()):
             bad(f"{dp}.name", "must be a non-empty string")
         if "prevalence" in d and not _is_prob(d["prevalence"]):

@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from curation.annotations import Annotation
 from curation.options import DX, Alt, Claim, Slot
-from curation.organs import SCALES, Organ
+from curation.organs import SCALES, Feature, Organ
 
 SCALE_WORD = {"low": "low", "mid": "medium", "high": "high"}
 
@@ -40,6 +40,22 @@ def be(phrase: str) -> str:
         last.endswith("i") and len(last) > 3
     )
     return "are" if plural else "is"
+
+
+def _presence_slot(
+    key: str, f: Feature, scale: str, present: str, absent: str, premise: Claim | None = None
+) -> Slot:
+    """The slot "feature ``f`` present / absent at ``scale``" (after ``premise``, if any).
+
+    ``present`` and ``absent`` are the words of the two alternatives.
+    """
+    pre = () if premise is None else (premise,)
+    return Slot(
+        key,
+        (Alt((*pre, (f.id, scale, True)), present), Alt((*pre, (f.id, scale, False)), absent)),
+        (f.id,),
+        f.phrase,
+    )
 
 
 @dataclass
@@ -175,25 +191,23 @@ class Correspondence(QuestionType):
                 pre: Claim = (f.id, sa, True)
                 b = be(f.phrase)
                 s1.append(
-                    Slot(
+                    _presence_slot(
                         f"corr1:{f.id}:{sa}:{sb}",
-                        (
-                            Alt((pre, (f.id, sb, True)), f"{f.phrase} {b} still seen"),
-                            Alt((pre, (f.id, sb, False)), f"{f.phrase} {b} no longer seen"),
-                        ),
-                        (f.id,),
-                        f.phrase,
+                        f,
+                        sb,
+                        f"{f.phrase} {b} still seen",
+                        f"{f.phrase} {b} no longer seen",
+                        pre,
                     )
                 )
                 s2.append(
-                    Slot(
+                    _presence_slot(
                         f"corr2:{f.id}:{sa}:{sb}",
-                        (
-                            Alt((pre, (f.id, sb, True)), f"{f.phrase} {b} present"),
-                            Alt((pre, (f.id, sb, False)), f"{f.phrase} {b} absent"),
-                        ),
-                        (f.id,),
-                        f.phrase,
+                        f,
+                        sb,
+                        f"{f.phrase} {b} present",
+                        f"{f.phrase} {b} absent",
+                        pre,
                     )
                 )
             fams.append(
@@ -214,14 +228,13 @@ class Correspondence(QuestionType):
                 pre = (f.id, sa, False)
                 b = be(f.phrase)
                 s3.append(
-                    Slot(
+                    _presence_slot(
                         f"corrm2:{f.id}:{sa}:{sb}",
-                        (
-                            Alt((pre, (f.id, sb, True)), f"{f.phrase} {b} newly present"),
-                            Alt((pre, (f.id, sb, False)), f"{f.phrase} {b} again absent"),
-                        ),
-                        (f.id,),
-                        f.phrase,
+                        f,
+                        sb,
+                        f"{f.phrase} {b} newly present",
+                        f"{f.phrase} {b} again absent",
+                        pre,
                     )
                 )
             if s3:
@@ -287,26 +300,22 @@ class Corroboration(QuestionType):
             if len(cands) < 2:
                 continue
             s1 = [
-                Slot(
+                _presence_slot(
                     f"corro1:{f.id}",
-                    (
-                        Alt(((f.id, "high", True),), f"{f.phrase} {be(f.phrase)} present"),
-                        Alt(((f.id, "high", False),), f"{f.phrase} {be(f.phrase)} absent"),
-                    ),
-                    (f.id,),
-                    f.phrase,
+                    f,
+                    "high",
+                    f"{f.phrase} {be(f.phrase)} present",
+                    f"{f.phrase} {be(f.phrase)} absent",
                 )
                 for f in cands
             ]
             s2 = [
-                Slot(
+                _presence_slot(
                     f"corro2:{f.id}",
-                    (
-                        Alt(((f.id, "high", True),), f"{f.phrase} {be(f.phrase)} seen"),
-                        Alt(((f.id, "high", False),), f"{f.phrase} {be(f.phrase)} not seen"),
-                    ),
-                    (f.id,),
-                    f.phrase,
+                    f,
+                    "high",
+                    f"{f.phrase} {be(f.phrase)} seen",
+                    f"{f.phrase} {be(f.phrase)} not seen",
                 )
                 for f in cands
             ]
@@ -477,26 +486,18 @@ class Explanation(QuestionType):
                     (),
                     {"SX": w},
                     [
-                        Slot(
+                        _presence_slot(
                             f"explp1:{f.id}:{sx}",
-                            (
-                                Alt(((f.id, sx, True),), f"{f.phrase} at {w} power"),
-                                Alt(((f.id, sx, False),), f"no {f.phrase} at {w} power"),
-                            ),
-                            (f.id,),
-                            f.phrase,
+                            f,
+                            sx,
+                            f"{f.phrase} at {w} power",
+                            f"no {f.phrase} at {w} power",
                         )
                         for f in xs
                     ],
                     [
-                        Slot(
-                            f"explp2:{f.id}",
-                            (
-                                Alt(((f.id, "high", True),), f"with {f.phrase}"),
-                                Alt(((f.id, "high", False),), f"lacking {f.phrase}"),
-                            ),
-                            (f.id,),
-                            f.phrase,
+                        _presence_slot(
+                            f"explp2:{f.id}", f, "high", f"with {f.phrase}", f"lacking {f.phrase}"
                         )
                         for f in ys
                     ],
@@ -556,14 +557,12 @@ class DiagnosisType(QuestionType):
             for s in f.scales:
                 w = SCALE_WORD[s]
                 s2.append(
-                    Slot(
+                    _presence_slot(
                         f"dx2:{f.id}:{s}",
-                        (
-                            Alt(((f.id, s, True),), f"with {f.phrase} at {w} power"),
-                            Alt(((f.id, s, False),), f"without {f.phrase} at {w} power"),
-                        ),
-                        (f.id,),
-                        f.phrase,
+                        f,
+                        s,
+                        f"with {f.phrase} at {w} power",
+                        f"without {f.phrase} at {w} power",
                     )
                 )
         return [Family("dx", (), {}, s1, s2)]

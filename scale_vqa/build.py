@@ -16,7 +16,6 @@ nothing) in place.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import ConfigError, InputError, ValidationError
-from curation.io import atomic_dir, atomic_write_text
+from curation.io import atomic_dir, atomic_write_text, file_sha256
 from scale_vqa.card import CardInfo, DatasetStats, render_card
 from scale_vqa.schema import COLUMNS, Row, validate_row
 
@@ -167,14 +166,6 @@ def _encode_row(row: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_shard(
     path: Path, rows: Sequence[dict[str, Any]], where: Callable[[int], str], group_rows: int
 ) -> None:
@@ -295,7 +286,7 @@ def write_dataset(
                     path=rel,
                     rows=stop - start,
                     bytes=target.stat().st_size,
-                    sha256=_file_digest(target),
+                    sha256=file_sha256(target),
                 )
                 result.shards.append(info)
                 bar.update(info.rows)

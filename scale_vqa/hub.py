@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import ConfigError, HubError, InputError
+from curation.io import file_sha256
 from scale_vqa.card import HUB_ID_PLACEHOLDER, read_card_metadata
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -90,15 +91,10 @@ def validate_repo_id(repo_id: str) -> str:
 
 
 def _sha256(data: bytes | None, path: Path | None = None) -> str:
-    h = hashlib.sha256()
     if data is not None:
-        h.update(data)
-    else:
-        assert path is not None
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
+        return hashlib.sha256(data).hexdigest()
+    assert path is not None
+    return file_sha256(path)
 
 
 def validate_dataset_dir(folder: str | os.PathLike[str]) -> dict[str, Any]:

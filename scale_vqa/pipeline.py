@@ -34,18 +34,10 @@ from tqdm.auto import tqdm
 
 from curation.errors import ConfigError, InputError, ValidationError
 from curation.io import atomic_write_jsonl, atomic_write_text
+from curation.io import file_sha256 as file_digest  # SHA-256 of a file's bytes
 from scale_vqa.config import BuildConfig
 
 FINGERPRINT_VERSION = 1
-
-
-def file_digest(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def path_digest(path: Path) -> str:
@@ -410,23 +402,21 @@ class _Rebuild:
         # extract_slides resumes into its folder; a changed job list starts it afresh.
         if self.zoom.exists() and not (self.zoom / ".parts" / "config.json").is_file():
             shutil.rmtree(self.zoom)
-        try:
-            result = extract_slides(
+
+        def extract() -> Any:
+            return extract_slides(
                 [str(p) for p in cfg.slides],
                 self.zoom,
                 excfg,
                 annotations=self.jobs,
                 progress=not self.quiet,
             )
+
+        try:
+            result = extract()
         except ConfigError:  # made with other settings: start afresh
             shutil.rmtree(self.zoom, ignore_errors=True)
-            result = extract_slides(
-                [str(p) for p in cfg.slides],
-                self.zoom,
-                excfg,
-                annotations=self.jobs,
-                progress=not self.quiet,
-            )
+            result = extract()
         if result.failures:
             lines = "\n  ".join(f["error"] for f in result.failures)
             raise SlideError(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
 from curation.records import Question
+from scale_vqa.commands._common import jsonable as jsonable  # re-exported for callers
+from scale_vqa.commands._common import write_json
 
 
 def add_adversary_arguments(p: argparse.ArgumentParser) -> None:
@@ -131,14 +131,15 @@ def load_questions(source: str | os.PathLike[str], split: str | None = None) -> 
 
     Images are never decoded (the ``images`` column is removed before reading rows).
     """
-    from curation.errors import HubError, InputError
+    from baselines.evaluate import is_dataset_folder, load_hub_dataset
+    from curation.errors import InputError
     from curation.records import read_questions
 
     path = Path(source)
     if path.is_dir():
         import datasets
 
-        if not (path / "README.md").is_file() and not any(path.rglob("*.parquet")):
+        if not is_dataset_folder(path):
             raise InputError(
                 f"{path}: not a dataset folder (no README.md with configs and no Parquet "
                 "files); build one with `scale-vqa build` or `scale-vqa import-release`"
@@ -162,17 +163,7 @@ def load_questions(source: str | os.PathLike[str], split: str | None = None) -> 
         )
     text = str(source)
     if text.count("/") == 1 and not text.startswith((".", "/")) and not path.suffix:
-        import datasets
-
-        try:
-            dsd = datasets.load_dataset(text)
-        except Exception as exc:
-            raise HubError(
-                f"cannot load Hub dataset {text!r} ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); check the id and "
-                "the network, or download it and pass the local folder"
-            ) from None
-        return _from_dataset(dsd, text, split)
+        return _from_dataset(load_hub_dataset(text), text, split)
     raise InputError(f"{source}: no such file or folder; check the path")
 
 
@@ -213,26 +204,6 @@ def build_battery(args: argparse.Namespace, base: Path | None = None) -> list[An
     if not battery:
         raise ConfigError("no adversary selected; name some with --adversaries or --llm")
     return battery
-
-
-def jsonable(obj: Any) -> Any:
-    """NaN/inf -> None, numpy scalars -> Python, recursively (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Atomically write strict JSON (indent 2)."""
-    from curation.io import atomic_write_text
-
-    atomic_write_text(path, json.dumps(jsonable(obj), indent=2, ensure_ascii=False) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:

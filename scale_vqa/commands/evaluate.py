@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the split, build the predictor, evaluate, write the report and print the table."""
     from baselines.evaluate import evaluate, format_table, load_split
     from curation.errors import ConfigError
-    from scale_vqa.commands.audit import write_json
+    from scale_vqa.commands._common import write_json
 
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit {args.limit} must be at least 1")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from scale_vqa.commands._common import add_organs_dir_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evidence`` subcommand."""
@@ -41,13 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="lead the nearest feature needs over the next one (default 0.05)",
     )
-    p.add_argument(
-        "--organs-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="extra folder (or file) of organ vocabularies; repeatable",
-    )
+    add_organs_dir_argument(p, help="extra folder (or file) of organ vocabularies; repeatable")
     p.add_argument(
         "--llm",
         metavar="SPEC",

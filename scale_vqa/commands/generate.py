@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from scale_vqa.commands._common import add_organs_dir_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``generate`` parser."""
@@ -31,13 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="TRAIN,VAL,TEST",
         help="split ratios in zoom paths (default 0.7,0.1,0.2)",
     )
-    p.add_argument(
-        "--organs-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="extra folder of organ YAML files (repeatable)",
-    )
+    add_organs_dir_argument(p)
     p.add_argument(
         "--pool-by",
         choices=("diagnosis", "diagnosis+organ", "organ"),

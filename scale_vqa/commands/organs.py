@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from scale_vqa.commands._common import add_organs_dir_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``organs`` parser with its list/show/validate actions."""
@@ -19,21 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--organs-dir or the SCALE_VQA_ORGANS_DIR environment variable."
         ),
     )
-    p.add_argument(
-        "--organs-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="extra folder of organ YAML files (repeatable)",
-    )
+    add_organs_dir_argument(p)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--organs-dir",
-        action="append",
-        default=argparse.SUPPRESS,
-        metavar="DIR",
-        help="extra folder of organ YAML files (repeatable)",
-    )
+    add_organs_dir_argument(common, default=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="organs_action", metavar="ACTION")
     sub.add_parser(
         "list", parents=[common], help="list every organ with its feature and diagnosis counts"

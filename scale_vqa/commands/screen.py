@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     from curation.io import atomic_write_jsonl
     from curation.records import read_questions, write_questions
     from curation.screen import format_report, screen
-    from scale_vqa.commands.audit import build_battery, write_json
+    from scale_vqa.commands._common import write_json
+    from scale_vqa.commands.audit import build_battery
 
     if args.rounds < 0:
         raise ConfigError(f"--rounds is {args.rounds}; give 0 or more")

@@ -6,6 +6,8 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from scale_vqa.commands._common import add_organs_dir_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``simulate`` parser."""
@@ -28,13 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="organs to simulate, comma-separated, or all (default)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    p.add_argument(
-        "--organs-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="extra folder of organ YAML files (repeatable)",
-    )
+    add_organs_dir_argument(p)
     p.set_defaults(func=run)
 
 
