@@ -127,12 +127,15 @@ def _p(organ: Organ, fid: str, dx: str | None) -> float:
     return organ.probability(fid, dx)
 
 
-def _state_words(ann: Annotation, fid: str, scale: str, organ: Organ) -> str:
+def _state_words(
+    ann: Annotation, fid: str, scale: str, organ: Organ, name_scale: bool = True
+) -> str:
+    """What the annotation says of ``fid`` at ``scale`` ("X is seen at high power")."""
     phrase = organ.features[fid].phrase
-    st = ann.state(fid, scale)
-    if st:
-        return f"{phrase} {be(phrase)} seen at {SCALE_WORD[scale]} power"
-    return f"{phrase} {be(phrase)} looked for and absent at {SCALE_WORD[scale]} power"
+    where = f" at {SCALE_WORD[scale]} power" if name_scale else ""
+    if ann.state(fid, scale):
+        return f"{phrase} {be(phrase)} seen{where}"
+    return f"{phrase} {be(phrase)} looked for and absent{where}"
 
 
 class Correspondence(QuestionType):
@@ -261,7 +264,8 @@ class Correspondence(QuestionType):
         shows = f"{p1} but not {p2}" if fam.key.startswith("corrm:") else f"{p1} and {p2}"
         return (
             f"At {SCALE_WORD[sa]} power the field shows {shows}. At {SCALE_WORD[sb]} "
-            f"power, {_state_words(ann, f1, sb, organ)}, and {_state_words(ann, f2, sb, organ)}; "
+            f"power, {_state_words(ann, f1, sb, organ, False)}, and "
+            f"{_state_words(ann, f2, sb, organ, False)}; "
             f"the accurate statement is therefore: {key}."
         )
 
@@ -343,8 +347,8 @@ class Corroboration(QuestionType):
         f1, f2 = slots[0].features[0], slots[1].features[0]
         return (
             f"{cap(fam.ctx['P0'])} at {fam.ctx['SA']} power suggests {fam.ctx['DX']}. In the "
-            f"high-power field {_state_words(ann, f1, 'high', organ)}, and "
-            f"{_state_words(ann, f2, 'high', organ)}; so the closer view reads: {key}."
+            f"high-power field {_state_words(ann, f1, 'high', organ, False)}, and "
+            f"{_state_words(ann, f2, 'high', organ, False)}; so the closer view reads: {key}."
         )
 
 

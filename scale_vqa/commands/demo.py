@@ -11,7 +11,7 @@ def register(subparsers: Any) -> None:
     """Add the ``demo`` subcommand."""
     p = subparsers.add_parser(
         "demo",
-        help="rebuild a small dataset from the bundled slide (offline, about 20 s)",
+        help="rebuild a small dataset from the bundled slide (offline, about 10-25 s)",
         description=(
             "Run the whole rebuild on the bundled CMU-1-Small-Region.svs (H&E skin) with "
             "illustrative demo annotations, then print the load_dataset line to read it."
