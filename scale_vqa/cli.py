@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "publish",
     "screen",
     "simulate",
+    "train",
 )
 
 

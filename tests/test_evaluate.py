@@ -31,6 +31,7 @@ from scale_vqa.build import write_dataset
 from scale_vqa.cli import main
 from scale_vqa.schema import Row
 from tests.openai_server import OpenAIServer
+from tests.tiny_qwen import build_tiny_qwen
 
 N_ROWS = 16
 MAGS = [5.0, 10.0, 40.0]
@@ -374,61 +375,6 @@ def test_cli_errors(tmp_path, dataset_dir, capsys):
 
 
 # ------------------------------------------------------------------ local checkpoint
-
-
-def build_tiny_qwen(out: Path) -> Path:
-    """A randomly initialised ~0.2 M-parameter Qwen2.5-VL checkpoint, built offline."""
-    import torch
-    import trl
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (
-        PreTrainedTokenizerFast,
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-    )
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
-        Qwen2VLImageProcessorPil,
-    )
-
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
-               "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]  # fmt: skip
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    bpe.train_from_iterator(["Question: Which findings? Options: A. B. C. D. <answer>A</answer>"
-                             " user assistant image magnification"] * 10, trainer)  # fmt: skip
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>"
-    )
-    tok.chat_template = (
-        Path(trl.__file__).parent / "chat_templates" / "qwen2_5_vl.jinja"
-    ).read_text()
-    ids = {t: tok.convert_tokens_to_ids(t) for t in special}
-    cfg = Qwen2_5_VLConfig(
-        text_config=dict(
-            vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-            rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
-            bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
-            pad_token_id=ids["<|endoftext|>"],
-        ),
-        vision_config=dict(
-            depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
-            patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
-            fullatt_block_indexes=[1], window_size=56,
-        ),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration(cfg).eval()
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=56 * 56).save_pretrained(out)
-    return out
 
 
 def test_local_checkpoint_through_the_cli(tmp_path, dataset_dir, capsys):
