@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -478,6 +478,7 @@ def evaluate(
     predictions_path: str | os.PathLike[str] | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    on_warning: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``predictor`` under ``controls`` on ``examples``; return the report dict.
 
@@ -489,6 +490,8 @@ def evaluate(
         seed: seeds the shuffled control's derangement.
         predictions_path: JSONL of predictions; reused on a rerun, rewritten atomically.
         batch_size: examples per ``predictor.predict`` call (and per file rewrite).
+        on_warning: called, before any prediction, with what makes the report
+            misleading (a text-only dataset); it is also kept in the report's notes.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size={batch_size} must be at least 1")
@@ -499,6 +502,11 @@ def evaluate(
     if not meta:
         raise InputError("the dataset has no rows to evaluate")
     _validate(meta, n_images)
+    notes = []
+    if not any(n_images):
+        notes.append(TEXT_ONLY_NOTE)
+        if on_warning is not None:
+            on_warning(TEXT_ONLY_NOTE)
     ids = _row_ids(meta)
     donors = slide_derangement([str(m.get("slide_id") or "") for m in meta], seed)
     conditions = plan(meta, n_images, chosen, donors)
@@ -507,7 +515,6 @@ def evaluate(
         examples, meta, predictor, conditions, ids, donors, path, batch_size, progress
     )
     report = summarize(predictions, conditions, meta, ids, n_images)
-    notes = []
     if "shuffled" in chosen and not any(c == "shuffled" for c, _ in conditions):
         notes.append("shuffled control skipped: every row comes from one slide")
     if "single" in chosen and not any(c.startswith("single:") for c, _ in conditions):
@@ -520,6 +527,13 @@ def evaluate(
         **report,
         "notes": notes,
     }
+
+
+TEXT_ONLY_NOTE = (
+    "the dataset has no images (text-only, e.g. imported without --images): the blind, "
+    "shuffled and single-scale controls equal the full condition, so vision gain is 0 by "
+    "construction and measures nothing; evaluate a dataset with images for those controls"
+)
 
 
 def _pct(x: float | None) -> str:

@@ -128,6 +128,7 @@ class BuildConfig:
     magnifications: list[float] = field(default_factory=lambda: [5.0, 10.0, 20.0])
     size: int = 224
     paths_per_slide: int = 8
+    allow_upsample: bool = False
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -358,6 +359,7 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
 
     size = r.integer("size", 224, minimum=16)
     paths_per_slide = r.integer("paths_per_slide", 8, minimum=1)
+    allow_upsample = r.boolean("allow_upsample", False)
 
     g = r.sub("generation")
     qtypes = g.strings("question_types", list(QUESTION_TYPES)) or []
@@ -459,6 +461,7 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
         magnifications=magnifications,
         size=size,
         paths_per_slide=paths_per_slide,
+        allow_upsample=allow_upsample,
         evidence=evidence,
         generation=generation,
         split=split,

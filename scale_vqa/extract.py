@@ -102,6 +102,16 @@ class ExtractResult:
         """True when no slide failed."""
         return not self.failures
 
+    def failure_summary(self) -> str:
+        """One line: how many slides failed, the first reason, where the rest are listed."""
+        n = len(self.failures)
+        first = self.failures[0]["error"] if n else ""
+        return (
+            f"{n} slide(s) failed; first: {first}; all in {self.out_dir / FAILURES}"
+            if n
+            else "no slide failed"
+        )
+
 
 def safe_name(text: str) -> str:
     """A file-name-safe form of an id."""
@@ -335,6 +345,7 @@ def extract_slides(
     workers: int = 1,
     progress: bool = True,
     on_slide_done: Callable[[dict], None] | None = None,
+    report_failures: bool = True,
 ) -> ExtractResult:
     """Extract zoom paths from slides (files or folders) into ``out_dir``; resumable.
 
@@ -342,6 +353,7 @@ def extract_slides(
     tissue of each slide; with it, each annotation line is one zoom path (its centre,
     or a sampled one when null). Failed slides are listed in the result and in
     ``failures.jsonl``; the others finish. ``on_slide_done`` gets each worker result.
+    ``report_failures`` prints one ``failed:`` line per distinct reason as slides fail.
     """
     from tqdm import tqdm
 
@@ -351,10 +363,18 @@ def extract_slides(
     paths = find_slides(slides)
     failures: list[dict[str, str]] = []
     extra: dict[str, Any] = {}
+    said: set[str] = set()
+
+    def say_failed(message: str) -> None:
+        """One ``failed:`` line per distinct message, kept clear of the progress bar."""
+        if report_failures and message not in said:
+            said.add(message)
+            tqdm.write(f"failed: {message}", file=sys.stderr)
+
     if annotations is not None:
         jobs, failures = jobs_from_annotations(annotations, paths)
         for f in failures:
-            print(f"failed: {f['error']}", file=sys.stderr)
+            say_failed(f["error"])
         extra["annotations_sha256"] = _annotations_digest(annotations)
     else:
         if not paths:
@@ -381,7 +401,7 @@ def extract_slides(
             failures.append(
                 {"slide_id": job.slide_id, "slide_path": job.slide_path, "error": res["error"]}
             )
-            print(f"failed: {res['error']}", file=sys.stderr)
+            say_failed(res["error"])
         if on_slide_done is not None:
             on_slide_done(res)
 

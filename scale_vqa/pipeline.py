@@ -278,6 +278,31 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+_BUILD_HINTS = (
+    (
+        r"ask for at most (\S+)x, or pass allow_upsample=True \(CLI --allow-upsample\)",
+        r"list at most \1x under 'magnifications' in build.yaml, or set 'allow_upsample: true'",
+    ),
+    (
+        r"lower the minimum \(--min-tissue / min_tissue=[^)]*\), use a smaller --size, "
+        r"or lower magnifications",
+        "give the annotations explicit centres, or a smaller 'size' or lower 'magnifications' "
+        "in build.yaml",
+    ),
+)
+
+
+def _extraction_failure(failures: list[dict[str, str]], zoom: Path) -> str:
+    """One line for failed slides: the count, the first reason with build.yaml fixes."""
+    import re
+
+    first = failures[0]["error"]
+    for pattern, repl in _BUILD_HINTS:
+        first = re.sub(pattern, repl, first)
+    more = f"; all in {zoom / 'failures.jsonl'}" if len(failures) > 1 else ""
+    return f"{len(failures)} slide(s) failed during extraction; first: {first}{more}"
+
+
 class _Rebuild:
     """The stage functions of one rebuild; paths and settings from ``cfg``."""
 
@@ -292,6 +317,7 @@ class _Rebuild:
         self.quiet = quiet
         self.on_shard = on_shard
         self.counts: dict[str, Any] = {}
+        self.empty_note: str | None = None
         w = self.work
         self.annotations = w / "annotations.jsonl"
         self.evidence_report = w / "evidence_report.json"
@@ -397,6 +423,7 @@ class _Rebuild:
             paths_per_slide=cfg.paths_per_slide,
             mpp=cfg.mpp,
             seed=cfg.seed,
+            allow_upsample=cfg.allow_upsample,
         )
         self._check_slides()
         # extract_slides resumes into its folder; a changed job list starts it afresh.
@@ -410,6 +437,7 @@ class _Rebuild:
                 excfg,
                 annotations=self.jobs,
                 progress=not self.quiet,
+                report_failures=False,
             )
 
         try:
@@ -418,12 +446,7 @@ class _Rebuild:
             shutil.rmtree(self.zoom, ignore_errors=True)
             result = extract()
         if result.failures:
-            lines = "\n  ".join(f["error"] for f in result.failures)
-            raise SlideError(
-                f"{len(result.failures)} slide(s) failed during extraction:\n  {lines}\n"
-                "list the slide files under 'slides' in build.yaml (matched by file stem = "
-                "slide_id) or give each annotation a slide_path"
-            )
+            raise SlideError(_extraction_failure(result.failures, self.zoom))
 
     def _check_slides(self) -> None:
         """Every annotation's slide is found (by file stem among 'slides', else slide_path)."""
@@ -632,18 +655,41 @@ class _Rebuild:
             ),
             "leakage_audit": audit,
             "curation": curation,
-            "limitations": list(cfg.card.limitations),
+            "limitations": list(cfg.card.limitations)
+            + ([f"Empty splits: {self.empty_note}"] if self.empty_note else []),
             "sections": sections,
         }
         if cfg.card.description:
             kw["summary"] = cfg.card.description
         return CardInfo(**kw)
 
+    def empty_splits_note(self, splits: dict[str, int]) -> str | None:
+        """Why a split the ratios ask for got no rows, and what to change; None if none."""
+        from curation.annotations import read_annotations
+
+        sp = self.cfg.split
+        wanted = {"train": sp.train, "validation": sp.validation, "test": sp.test}
+        empty = [s for s, r in wanted.items() if r > 0 and not splits.get(s)]
+        if not empty or not self.annotations.is_file():
+            return None
+        anns = read_annotations(self.annotations, self.cfg.organs_dir)
+        groups = {a.group for a in anns}
+        unit = "patient(s)" if all(a.patient_id for a in anns) else "patient/slide group(s)"
+        chunk = self.cfg.generation.split_min_chunk
+        return (
+            f"split(s) {', '.join(empty)} came out empty: {len(anns)} zoom paths from "
+            f"{len(groups)} {unit}, split {sp.train:g}/{sp.validation:g}/{sp.test:g} with "
+            f"whole {unit.split('(')[0]}s per split and at least generation.split_min_chunk="
+            f"{chunk} paths per split and stratum; lower generation.split_min_chunk (0 deals "
+            "every stratum to every split), change the split ratios, or annotate more patients"
+        )
+
     def stage_build(self) -> None:
         """Rows -> Parquet shards with embedded images + README card (atomic folder swap)."""
         from scale_vqa.build import write_dataset
 
         rows = self.rows_by_split()
+        self.empty_note = self.empty_splits_note({s: len(r) for s, r in rows.items()})
         result = write_dataset(
             self.cfg.output,
             rows,
@@ -823,7 +869,9 @@ def _run_stages(
             settings={
                 k: d[k] for k in ("slides", "mpp", "magnifications", "size", "paths_per_slide")
             }
-            | {"seed": cfg.seed},
+            | {"seed": cfg.seed}
+            # only when set, so fingerprints of existing builds stay as they were
+            | ({"allow_upsample": True} if cfg.allow_upsample else {}),
             files=[*cfg.slides, *_job_slides(rb.jobs)],
             upstream=["annotations"],
         )
@@ -861,6 +909,9 @@ def _run_stages(
     finally:
         bar.close()
     rb.collect_counts()
+    note = rb.empty_splits_note(rb.counts.get("splits") or {})
+    if note:  # a warning, printed even when quiet
+        print(f"warning: {note}", file=sys.stderr)
     return PipelineResult(cfg.output, cfg.work, runner.reports, rb.counts)
 
 

@@ -170,3 +170,16 @@ def test_audit_reads_a_built_dataset_folder_without_images(tmp_path, capsys):
 def test_audit_errors_say_what_to_do(argv, message, capsys):
     assert main(argv) == 1
     assert message in capsys.readouterr().err
+
+
+def test_help_texts_have_no_doubled_percent(capsys):
+    from scale_vqa.cli import COMMANDS
+
+    for name in COMMANDS:
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        text = capsys.readouterr().out
+        assert "%%" not in text, name
+    with pytest.raises(SystemExit):
+        main(["audit", "--help"])
+    assert "Wilson 95% intervals" in " ".join(capsys.readouterr().out.split())

@@ -401,3 +401,87 @@ def test_local_checkpoint_through_the_cli(tmp_path, dataset_dir, capsys):
     assert main(args) == 0  # rerun: reuses the predictions file, same bytes
     assert (tmp_path / "o" / "predictions.jsonl").read_bytes() == first
     assert "evaluation of tiny-qwen" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ fresh-user errors
+
+
+def test_cli_text_only_dataset_warns_and_notes_it(tmp_path, capsys):
+    rows = make_rows()[:4]
+    for r in rows:
+        r.images, r.magnifications = [], []
+    write_dataset(tmp_path / "ds", {"test": rows}, progress=False)
+    with OpenAIServer(responder=always_a) as server:
+        code = main(
+            [
+                "evaluate",
+                str(tmp_path / "ds"),
+                "--llm",
+                f"base_url={server.base_url},model=vlm",
+                "--controls",
+                "full,blind",
+                "--out",
+                str(tmp_path / "o"),
+                "--quiet",
+            ]
+        )
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "warning: the dataset has no images (text-only" in captured.err
+    assert "vision gain is 0 by construction" in captured.err
+    assert "note: the dataset has no images" in captured.out
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert any("no images" in n for n in report["notes"])
+
+
+def test_cli_missing_local_model_folder(tmp_path, dataset_dir, capsys):
+    for arg in ("./nope", str(tmp_path / "nope")):
+        assert main(["evaluate", str(dataset_dir), "--model", arg]) == 1
+        err = capsys.readouterr().err
+        assert err == (
+            f"error: {arg}: no such model folder; pass a local checkpoint folder or a Hub "
+            "model id\n"
+        )
+
+
+def test_cli_closed_port_fails_fast_with_a_clear_message(tmp_path, dataset_dir, capsys):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    start = time.monotonic()
+    args = ["evaluate", str(dataset_dir), "--llm", f"base_url={url},model=x", "--limit", "2"]
+    code = main([*args, "--out", str(tmp_path / "o"), "--quiet"])
+    elapsed = time.monotonic() - start
+    err = capsys.readouterr().err
+    assert code == 1 and elapsed < 10
+    assert err.startswith(f"error: cannot reach {url}: connection refused; is the server running?")
+    assert err.count("\n") == 1
+
+
+def test_cli_prints_one_line_per_retry(tmp_path, dataset_dir, capsys):
+    from tests.openai_server import Fault
+
+    with OpenAIServer(responder=always_a) as server:
+        server.faults.extend([Fault.server_error(503), Fault.server_error(503)])
+        code = main(
+            [
+                "evaluate",
+                str(dataset_dir),
+                "--llm",
+                f"base_url={server.base_url},model=vlm,backoff=0,concurrency=1",
+                "--controls",
+                "full",
+                "--limit",
+                "2",
+                "--out",
+                str(tmp_path / "o"),
+                "--quiet",
+            ]
+        )
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err.count("retrying 'vlm' at ") == 2 and "transient failure" in err

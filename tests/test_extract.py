@@ -265,3 +265,38 @@ def test_killed_process_resumes_to_identical_output(slide_dir: Path, tmp_path: P
         assert not (out / "zoom_paths.jsonl").exists()
     assert main([*cmd, "--out", str(out), "--quiet"]) == 0
     assert tree_hashes(out) == tree_hashes(tmp_path / "full")
+
+
+def test_error_line_names_the_first_reason_and_failed_lines_are_distinct(
+    cmu_slide: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "z"
+    code = main(["extract", "nofile.svs", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last == (
+        f"error: 1 slide(s) failed; first: nofile.svs: no such file; check the path; "
+        f"all in {out / 'failures.jsonl'}"
+    )
+    # two missing slides (one named on two lines): one ``failed:`` line each
+    ann = tmp_path / "ann.jsonl"
+    ann.write_text(
+        "".join(
+            json.dumps({"slide_id": sid, "path_id": f"p{i}", "centre": None, "slide_path": "x.svs"})
+            + "\n"
+            for i, sid in enumerate(["s1", "s1", "s2"])
+        )
+    )
+    code = main(["extract", "--annotations", str(ann), "--out", str(tmp_path / "y"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("failed: ") == 2
+    assert err.strip().splitlines()[-1].startswith("error: 2 slide(s) failed; first: ")
+    # bad magnifications and a tissue shortfall: the reason is on the error line
+    base = [str(cmu_slide), "--paths-per-slide", "1", "--quiet"]
+    code = main(["extract", *base, "--magnifications", "5,10,40", "--out", str(tmp_path / "m")])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1 and "first: " in last and "40x needs 0.25 um/px" in last
+    code = main(["extract", *base, "--size", "2048", "--out", str(tmp_path / "t")])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1 and "first: " in last and "no zoom path has >= 50% tissue" in last

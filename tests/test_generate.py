@@ -249,3 +249,86 @@ def test_paths_without_diagnosis_are_never_reserved_and_question_types():
     assert gen2.stats["diagnosis_slides"] == 0
     with pytest.raises(ConfigError, match="question_types"):
         Generator(anns, seed=0, config=GeneratorConfig(question_types=("bogus",)))
+
+
+TONGUE_TOO_SMALL = {
+    "name": "tongue",
+    "display_name": "Tongue",
+    "compartments": ["mucosa", "muscle"],
+    "features": [
+        {
+            "id": "keratin_pearls",
+            "phrase": "keratin pearls",
+            "scales": ["mid", "high"],
+            "compartment": "mucosa",
+            "synonyms": ["squamous pearls"],
+            "prevalence": 0.05,
+        },
+        {
+            "id": "mitotic_figures",
+            "phrase": "mitotic figures",
+            "scales": ["high"],
+            "prevalence": 0.1,
+        },
+    ],
+    "diagnoses": [
+        {
+            "id": "scc",
+            "name": "squamous cell carcinoma",
+            "prevalence": 0.5,
+            "features": {"keratin_pearls": 0.6, "mitotic_figures": 0.5},
+        }
+    ],
+    "exclusive": [],
+}
+
+
+def test_generate_with_zero_questions_is_one_clear_error(tmp_path, capsys):
+    organs_dir = tmp_path / "organs"
+    write_organ(organs_dir, TONGUE_TOO_SMALL)
+    ann, out = tmp_path / "sim.jsonl", tmp_path / "q.jsonl"
+    argv = ["--organs", "tongue", "--organs-dir", str(organs_dir), "--paths", "200"]
+    assert main(["simulate", "--out", str(ann), *argv]) == 0
+    capsys.readouterr()
+    assert main(["generate", str(ann), "--out", str(out), "--organs-dir", str(organs_dir)]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("error: no questions generated") and "\n" not in err
+    assert "wrote" not in captured.out and not out.exists()
+    for needle in (
+        "correspondence (needs two features visible at the same two scales",
+        "diagnosis (needs at least two diagnoses)",
+        "too few zoom paths per organ x diagnosis pool",
+        "scale-vqa organs validate",
+    ):
+        assert needle in err, needle
+
+
+def test_generate_warns_about_a_split_left_without_questions(tmp_path, capsys):
+    ann, out = tmp_path / "ann.jsonl", tmp_path / "q.jsonl"
+    write_annotations(ann, simulate(60, ["skin"], seed=0))
+    assert main(["generate", str(ann), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: split 'validation' has no questions although its ratio is 0.1" in err
+    assert "0 patient(s), 0 zoom path(s)" in err and "--split-min-chunk 12" in err
+    assert "--split-ratios (now 0.7,0.1,0.2)" in err
+    # a larger ratio gives the split a stratum chunk; a ratio of 0 is no cause for warning
+    assert main(["generate", str(ann), "--out", str(out), "--split-ratios", "0.5,0.5,0"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert {q.split for q in read_questions(out)} == {"train", "validation"}
+
+
+def test_example_tongue_vocabulary_validates_simulates_and_generates(tmp_path, capsys):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "organs"
+    assert main(["organs", "validate", str(example / "tongue.yaml")]) == 0
+    captured = capsys.readouterr()
+    assert "valid" in captured.out and "warning" not in captured.err
+    ann, out = tmp_path / "sim.jsonl", tmp_path / "q.jsonl"
+    dirs = ["--organs-dir", str(example)]
+    assert main(["simulate", "--out", str(ann), "--paths", "300", "--organs", "tongue", *dirs]) == 0
+    assert main(["generate", str(ann), "--out", str(out), *dirs]) == 0
+    assert "constraint violations: none" in capsys.readouterr().out
+    by_type = Counter(q.question_type for q in read_questions(out))
+    assert set(by_type) == set(QUESTION_TYPES) and sum(by_type.values()) > 1000

@@ -221,3 +221,36 @@ def test_cli_organs_list_show_validate(tmp_path, capsys):
     assert "tongue" in capsys.readouterr().out
     assert main(["organs", "--organs-dir", str(only_good), "show", "tongue"]) == 0
     assert "koilocytes" in capsys.readouterr().out
+
+
+def test_validate_warns_about_question_types_a_vocabulary_cannot_feed(tmp_path, capsys):
+    thin = {
+        "name": "thin",
+        "display_name": "Thin",
+        "compartments": ["mucosa"],
+        "features": [
+            {"id": "pearls", "phrase": "keratin pearls", "scales": ["mid", "high"]},
+            {"id": "mitoses", "phrase": "mitotic figures", "scales": ["high"]},
+        ],
+        "diagnoses": [
+            {"id": "scc", "name": "squamous cell carcinoma", "features": {"pearls": 0.6}}
+        ],
+        "exclusive": [],
+    }
+    path = write_organ(tmp_path, thin)
+    assert validate_organ_file(path) == []
+    assert main(["organs", "validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "valid (7 warning(s))" in captured.out
+    err = captured.err
+    for needle in (
+        "no correspondence questions possible: needs two features visible at the same two scales",
+        "no diagnosis questions possible: needs at least two diagnoses",
+        "no explanation questions possible",
+        "only 0 feature(s) visible at low power",
+        "only 1 feature(s) visible at mid power",
+    ):
+        assert f"warning: {path}: {needle}" in err, needle
+    # a shipped vocabulary feeds every type: no warning
+    assert main(["organs", "validate", str(get_organ("skin").path)]) == 0
+    assert "warning" not in capsys.readouterr().err

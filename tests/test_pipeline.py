@@ -284,3 +284,46 @@ def test_one_build_per_work_folder(tmp_path):
     with pytest.raises(ConfigError, match="in use by another build"):
         run_pipeline(demo_config(tmp_path / "out", work), quiet=True)
     assert not (work / "stages").exists()
+
+
+def test_build_upsampling_is_one_error_line_with_the_build_fix(tmp_path, capsys):
+    cfg = tmp_path / "build.yaml"
+    cfg.write_text(
+        f"annotations: {DEMO_ANNOTATIONS}\nmagnifications: [5, 10, 40]\nsize: 32\n"
+        "screen: {enabled: false}\n"
+    )
+    assert main(["build", "--config", str(cfg), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: 3 slide(s) failed during extraction")
+    assert "list at most 20x under 'magnifications' in build.yaml" in err
+    assert "'allow_upsample: true'" in err and "--allow-upsample" not in err
+    assert "slide_path" not in err  # the slides were found: no hint about finding them
+    # the fix it names works: upsampled crops, recorded as such
+    cfg.write_text(cfg.read_text() + "allow_upsample: true\n")
+    assert main(["build", "--config", str(cfg), "--quiet", "--out", str(tmp_path / "o")]) == 0
+    line = (tmp_path / "work" / "zoom" / "zoom_paths.jsonl").read_text().splitlines()[0]
+    assert [c["upsampled"] for c in json.loads(line)["crops"]] == [False, False, True]
+    assert load_config(_write_cfg(tmp_path, "annotations: ann.jsonl\nallow_upsample: true\n"))
+    bad = _write_cfg(tmp_path, "annotations: ann.jsonl\nallow_upsample: maybe\n")
+    with pytest.raises(ConfigError, match="allow_upsample"):
+        load_config(bad)
+
+
+def test_build_warns_about_empty_splits_and_notes_them_in_the_card(tmp_path, capsys):
+    cfg = tmp_path / "build.yaml"
+    cfg.write_text(
+        f"annotations: {DEMO_ANNOTATIONS}\nsize: 32\nscreen: {{enabled: false}}\n"
+        "generation: {question_types: [localization]}\n"
+        "split: {train: 0.7, validation: 0.15, test: 0.15}\n"
+    )
+    out = tmp_path / "o"
+    assert main(["build", "--config", str(cfg), "--quiet", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    warning = next(line for line in err.splitlines() if line.startswith("warning: "))
+    assert "split(s) validation came out empty" in warning
+    assert (
+        f"{N_DEMO} zoom paths from 3 patient(s)" in warning
+        and "generation.split_min_chunk" in warning
+    )
+    assert "split ratios" in warning
+    assert "Empty splits: split(s) validation came out empty" in (out / "README.md").read_text()

@@ -204,3 +204,45 @@ def test_cli_screen_on_naive_generation_with_the_generator(tmp_path, capsys):
     kept = list(read_questions(out))
     assert sum(q.extra.get("design") == "square" for q in kept) > 0.9 * len(kept)
     assert "retention:" in capsys.readouterr().out
+
+
+def test_cli_screen_organs_dir_and_unknown_organ_is_one_line(tmp_path, capsys):
+    from curation.annotations import write_annotations
+    from curation.generate import Generator
+    from curation.simulate import simulate
+    from tests.test_organs import write_organ
+
+    organs_dir = tmp_path / "organs"
+    write_organ(organs_dir)  # the test organ 'tongue'
+    anns = simulate(120, ["tongue"], seed=0, extra_dirs=[str(organs_dir)])
+    ann = tmp_path / "ann.jsonl"
+    write_annotations(ann, anns)
+    qs = tmp_path / "q.jsonl"
+    write_questions(qs, Generator(anns, seed=0, organs_dir=[str(organs_dir)]).generate())
+    out = tmp_path / "s.jsonl"
+    fast = [
+        "--no-embeddings",
+        "--no-aflite",
+        "--adversaries",
+        "centrality,longest",
+        "--rounds",
+        "1",
+    ]
+    base = ["screen", str(qs), "--out", str(out), "--annotations", str(ann), *fast]
+    assert "--organs-dir DIR" in _help(["screen", "--help"], capsys)
+    assert main([*base, "--organs-dir", str(organs_dir)]) == 0
+    assert out.exists()
+    capsys.readouterr()
+    assert main([*base, "--organs", str(organs_dir)]) == 0  # the old spelling still works
+    capsys.readouterr()
+    assert main(base) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err.startswith(f"error: {len(anns)} problem(s) in annotations, first: ")
+    assert "unknown organ 'tongue'" in err and "--organs-dir" in err
+
+
+def _help(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit):
+        main(argv)
+    return capsys.readouterr().out

@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run text-only adversaries (heuristics, cross-fitted learners, optional LLMs) on "
             "a multiple-choice benchmark and report accuracy per adversary and question type "
-            "with Wilson 95%% intervals against chance. PATH is an official release JSON "
+            "with Wilson 95% intervals against chance. PATH is an official release JSON "
             "file, a questions JSONL file, a built dataset folder, or a Hub dataset id. "
             "The verdict is in the report; the exit code is 0."
         ),

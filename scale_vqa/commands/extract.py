@@ -107,9 +107,6 @@ def run(args: argparse.Namespace) -> int:
         f"({len(result.resumed)} resumed) -> {args.out}/zoom_paths.jsonl"
     )
     if result.failures:
-        print(
-            f"error: {len(result.failures)} slide(s) failed; see {args.out}/failures.jsonl",
-            file=sys.stderr,
-        )
+        print(f"error: {result.failure_summary()}", file=sys.stderr)
         return 1
     return 0

@@ -31,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", parents=[common], help="print one organ's vocabulary")
     show.add_argument("name", metavar="NAME")
     val = sub.add_parser(
-        "validate", parents=[common], help="check an organ file; exit 1 listing every problem"
+        "validate",
+        parents=[common],
+        help="check an organ file; exit 1 listing every problem; warn (exit 0) about question "
+        "types the vocabulary cannot feed",
     )
     val.add_argument("file", type=Path, metavar="FILE")
     p.set_defaults(func=run, organs_parser=p)
@@ -66,7 +69,14 @@ def run(args: argparse.Namespace) -> int:
             for line in problems:
                 print(f"  {line}", file=sys.stderr)
             return 1
-        print(f"{args.file}: valid")
+        from curation.organ_coverage import coverage_warnings
+        from curation.organs import load_organ_file
+
+        warnings = coverage_warnings(load_organ_file(args.file))
+        for line in warnings:
+            print(f"warning: {args.file}: {line}", file=sys.stderr)
+        note = f" ({len(warnings)} warning(s))" if warnings else ""
+        print(f"{args.file}: valid{note}")
         return 0
     args.organs_parser.print_help()
     return 2

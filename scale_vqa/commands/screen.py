@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from scale_vqa.commands._common import add_organs_dir_argument
 from scale_vqa.commands.audit import add_adversary_arguments
 
 
@@ -32,14 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="annotations the questions were generated from; without them flagged "
         "questions can only be dropped",
     )
-    p.add_argument(
-        "--organs",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="extra organ vocabulary folder (repeatable)",
-    )
+    add_organs_dir_argument(p)
+    # the old spelling, kept working but no longer shown
+    p.add_argument("--organs", dest="organs_dir", action="append", help=argparse.SUPPRESS)
     p.add_argument(
         "--rounds", type=int, default=2, metavar="R", help="regeneration rounds (default 2)"
     )
@@ -69,15 +65,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def one_line(message: str) -> str:
+    """A multi-line problem list as one line: its heading and the first problem."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    if len(lines) <= 1:
+        return message.strip()
+    head = lines[0].rstrip(":")
+    return f"{head}, first: {lines[1]}"
+
+
 def make_regenerator(args: argparse.Namespace) -> Any:
     """The regeneration callback built from ``--annotations`` (or None)."""
     if args.annotations is None:
         return None
     from curation.annotations import read_annotations
+    from curation.errors import ValidationError
     from curation.generate import Generator, Regenerator
 
-    dirs = [str(d) for d in args.organs]
-    anns = read_annotations(args.annotations, extra_dirs=tuple(dirs))
+    dirs = [str(d) for d in args.organs_dir]
+    try:
+        anns = read_annotations(args.annotations, extra_dirs=tuple(dirs))
+    except ValidationError as exc:
+        raise ValidationError(one_line(str(exc))) from None
     return Regenerator(Generator(anns, seed=args.seed, organs_dir=dirs or None))
 
 
