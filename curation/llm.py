@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -228,24 +229,66 @@ def _retry_after(exc: Any) -> float | None:
     return None
 
 
+def endpoint_unreachable(base_url: str, timeout: float = 3.0) -> str | None:
+    """Why ``base_url``'s host:port refuses a TCP connection, or None when it accepts."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except ConnectionRefusedError:
+        return "connection refused"
+    except socket.gaierror:
+        return f"unknown host {host!r}"
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except (OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+
+
+def _announce_and_sleep(config: LLMConfig) -> Callable[[float], None]:
+    """The default wait between retries: one line on stderr, then sleep."""
+
+    def sleep(seconds: float) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(
+            f"retrying {config.model!r} at {config.base_url} in {seconds:.1f} s "
+            f"(transient failure; up to {config.max_retries} retries per request)",
+            file=sys.stderr,
+        )
+        time.sleep(seconds)
+
+    return sleep
+
+
 class LLMClient:
     """Chat with one model through an OpenAI-compatible endpoint.
 
     ``cache_dir``: where answers are kept (``None``: no disk cache). ``sleep`` is the
-    function used to wait between retries (``time.sleep``; tests may record instead).
+    function used to wait between retries (default: say so on stderr, then
+    ``time.sleep``; tests may record instead). Before its first uncached call the client
+    checks that the endpoint accepts connections, so a server that is down fails at once
+    instead of after every retry.
     """
 
     def __init__(
         self,
         config: LLMConfig,
         cache_dir: str | os.PathLike[str] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         seed: int | None = None,
     ) -> None:
         self.config = config
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.usage = Usage()
-        self._sleep = sleep
+        self._sleep = sleep or _announce_and_sleep(config)
+        self._unreachable: str | None = None
+        self._probed = False
         self._rng = random.Random(seed)
         self._client: Any = None
         self._client_lock = threading.Lock()
@@ -388,8 +431,22 @@ class LLMClient:
             delay = max(delay, hint)  # honour Retry-After
         return delay
 
+    def _check_reachable(self) -> None:
+        """Raise at once (and on every later call) if the endpoint refuses connections."""
+        with self._client_lock:
+            if not self._probed:
+                self._unreachable = endpoint_unreachable(self.config.base_url)
+                self._probed = True
+        if self._unreachable:
+            self.usage.add(failures=1)
+            raise LLMError(
+                f"cannot reach {self.config.base_url}: {self._unreachable}; is the server "
+                "running? (check base_url's host and port; answers obtained so far are cached)"
+            )
+
     def _call(self, messages: Messages) -> str:
-        client = self._openai()
+        client = self._openai()  # configuration errors (no key) before the network
+        self._check_reachable()
         cfg = self.config
         last = "no attempt made"
         for attempt in range(cfg.max_retries + 1):

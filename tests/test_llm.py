@@ -241,3 +241,21 @@ def test_concurrency_bound_respected_and_order_kept(tmp_path):
     assert answers == [f"echo: item {i}" for i in range(12)]
     assert server.max_in_flight == 3
     assert elapsed < 12 * 0.15  # really ran in parallel
+
+
+def test_closed_port_fails_at_once_for_every_caller(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    waits: list[float] = []
+    client = LLMClient(LLMConfig(base_url=url, model="m"), cache_dir=tmp_path, sleep=waits.append)
+    start = time.monotonic()
+    for _ in range(2):  # probed once, refused every time
+        with pytest.raises(LLMError, match=f"cannot reach {url}: connection refused"):
+            client.chat(user("hi"))
+    assert time.monotonic() - start < 5 and waits == []
+    assert client.usage.failures == 2 and client.usage.retries == 0

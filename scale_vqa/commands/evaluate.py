@@ -4,7 +4,6 @@ CircularEval controls, on a built dataset folder or a Hub id."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import sys
@@ -82,48 +81,10 @@ def _check_model_arg(model: str) -> None:
         )
 
 
-def _unreachable(base_url: str, timeout: float = 3.0) -> str | None:
-    """Why the endpoint's host:port refuses a TCP connection, or None when it accepts."""
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except ConnectionRefusedError:
-        return "connection refused"
-    except socket.gaierror:
-        return f"unknown host {host!r}"
-    except TimeoutError:
-        return f"no answer within {timeout:g} s"
-    except (OSError, ValueError) as exc:
-        return str(exc) or type(exc).__name__
-
-
-def _retry_sleep(config: Any) -> Any:
-    """A sleep for LLMClient that first says, on stderr, that a call is being retried."""
-    import time
-
-    from tqdm import tqdm
-
-    def sleep(seconds: float) -> None:
-        tqdm.write(
-            f"retrying {config.model!r} at {config.base_url} in {seconds:.1f} s "
-            f"(transient failure; up to {config.max_retries} retries per request)",
-            file=sys.stderr,
-        )
-        time.sleep(seconds)
-
-    return sleep
-
-
 def run(args: argparse.Namespace) -> int:
     """Load the split, build the predictor, evaluate, write the report and print the table."""
     from baselines.evaluate import evaluate, format_table, load_split
-    from curation.errors import ConfigError, LLMError
+    from curation.errors import ConfigError
     from scale_vqa.commands._common import write_json
 
     if args.limit is not None and args.limit < 1:
@@ -134,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < len(ds):
         ds = ds.select(range(args.limit))
     predictor: Any
-    down: str | None = None
     if args.llm:
         from baselines.infer import EndpointPredictor
         from curation.llm import LLMConfig
@@ -143,13 +103,7 @@ def run(args: argparse.Namespace) -> int:
         out = args.out or Path(f"eval-{_slug(config.model)}")
         from curation.llm import LLMClient
 
-        # a closed port fails the first uncached call at once instead of after every retry
-        down = _unreachable(config.base_url)
-        if down:
-            config = dataclasses.replace(config, max_retries=0)
-        client = LLMClient(
-            config, cache_dir=args.cache_dir or out / "cache" / "llm", sleep=_retry_sleep(config)
-        )
+        client = LLMClient(config, cache_dir=args.cache_dir or out / "cache" / "llm")
         predictor = EndpointPredictor(client, image_format=args.image_format)
     else:
         from baselines.infer import TransformersPredictor
@@ -158,24 +112,16 @@ def run(args: argparse.Namespace) -> int:
             args.model, max_new_tokens=args.max_new_tokens
         )
         out = args.out or Path(f"eval-{_slug(predictor.name)}")
-    try:
-        report = evaluate(
-            ds,
-            predictor,
-            args.controls,
-            seed=args.seed,
-            predictions_path=out / "predictions.jsonl",
-            batch_size=args.batch_size,
-            progress=not args.quiet,
-            on_warning=lambda msg: print(f"warning: {msg}", file=sys.stderr),
-        )
-    except LLMError:
-        if args.llm and down:
-            raise LLMError(
-                f"cannot reach {config.base_url}: {down}; is the server running? (check "
-                "base_url's host and port; answers obtained so far are cached)"
-            ) from None
-        raise
+    report = evaluate(
+        ds,
+        predictor,
+        args.controls,
+        seed=args.seed,
+        predictions_path=out / "predictions.jsonl",
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+        on_warning=lambda msg: print(f"warning: {msg}", file=sys.stderr),
+    )
     report = {"dataset": str(args.dataset), "split": args.split, "limit": args.limit, **report}
     write_json(out / "report.json", report)
     print(f"evaluation of {report['model']} on {args.dataset} [{args.split}]: {report['n']} rows")
