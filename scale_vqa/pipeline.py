@@ -473,7 +473,7 @@ class _Rebuild:
         """Annotations + splits -> questions.jsonl."""
         from curation.records import write_questions
 
-        qs = self._wanted(self._generator().generate(progress=not self.quiet))
+        qs = self._generator().generate(progress=not self.quiet)
         if not qs:
             raise InputError(
                 f"{self.annotations}: the annotations produced no question; give more zoom "
@@ -487,11 +487,6 @@ class _Rebuild:
 
         anns = read_annotations(self.annotations, self.cfg.organs_dir)
         return _make_generator(Generator, anns, self.cfg, naive=naive)
-
-    def _wanted(self, questions: Iterable[Any]) -> list[Any]:
-        """Only the question types the config asks for."""
-        types = set(self.cfg.generation.question_types)
-        return [q for q in questions if q.question_type in types]
 
     # --------------------------------------------------------------------- screen
     def _adversaries(self, for_audit: bool = False) -> list[Any]:
@@ -540,11 +535,7 @@ class _Rebuild:
             aflite = AFLite(seed=cfg.seed)
         from curation.generate import Regenerator
 
-        regenerator = Regenerator(self._generator(naive=False))
-
-        def regenerate(flagged: list[Any], round: int) -> list[Any]:
-            return self._wanted(regenerator(flagged, round))
-
+        regenerate = Regenerator(self._generator(naive=False))
         result = screen(
             qs,
             self._adversaries(),
