@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from baselines.answer_key import HIDDEN_NOTE
 from baselines.answers import extract_answer
 from baselines.infer import Predictor
 from curation.audit import wilson
@@ -213,6 +214,8 @@ def _validate(meta: Sequence[Mapping[str, Any]], n_images: Sequence[int]) -> Non
         opts = r.get("options") or []
         if not 2 <= len(opts) <= len(LETTERS):
             raise ValidationError(f"row {i}: {len(opts)} options; an MCQ needs 2 to 10")
+        if not r.get("answer"):
+            raise InputError(f"row {i} ({r.get('id', '')}): no answer: {HIDDEN_NOTE}")
         if r.get("answer") not in LETTERS[: len(opts)]:
             raise ValidationError(
                 f"row {i}: answer {r.get('answer')!r} is not one of {LETTERS[: len(opts)]}"

@@ -196,6 +196,7 @@ def _write_shard(
 
 def _validated(
     rows_by_split: Mapping[str, Sequence[Row | Mapping[str, Any]]],
+    hidden_splits: Sequence[str] = (),
 ) -> dict[str, list[dict[str, Any]]]:
     if not rows_by_split:
         raise ConfigError("no splits given; pass at least one split with rows")
@@ -213,7 +214,7 @@ def _validated(
         for i, raw in enumerate(rows):
             row = _as_dict(raw)
             where = f"split {split!r} row {i}" + (f" (id {row['id']})" if row.get("id") else "")
-            validate_row(row, where)
+            validate_row(row, where, hidden=split in hidden_splits)
             if not isinstance(row["id"], str) or not row["id"]:
                 raise ValidationError(f"{where}: field 'id' must be a non-empty string")
             if row["id"] in seen:
@@ -235,6 +236,7 @@ def write_dataset(
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     on_shard: Callable[[ShardInfo], None] | None = None,
     progress: bool = True,
+    hidden_splits: Sequence[str] = (),
 ) -> BuildResult:
     """Write ``rows_by_split`` as a Hub-ready dataset folder at ``out_dir``; return what it wrote.
 
@@ -249,6 +251,8 @@ def write_dataset(
         max_shard_bytes: estimated upper bound of one shard (at least one row per shard).
         on_shard: called after each shard is written and closed (progress, tests).
         progress: show a tqdm bar on stderr.
+        hidden_splits: splits whose rows have their answers and rationales withheld
+            (empty; a hidden-test build, see :mod:`baselines.answer_key`).
 
     Raises:
         ValidationError: a row breaks the schema (the message names split and row) or an
@@ -258,7 +262,7 @@ def write_dataset(
     if max_shard_bytes <= 0:
         raise ConfigError(f"max_shard_bytes is {max_shard_bytes}; give a positive byte count")
     card = CardInfo.coerce(card)
-    splits = _validated(rows_by_split)
+    splits = _validated(rows_by_split, hidden_splits)
     text_only = not any(r["images"] for rows in splits.values() for r in rows)
     group_rows = TEXT_ROW_GROUP_ROWS if text_only else IMAGE_ROW_GROUP_ROWS
     out_dir = Path(out_dir)

@@ -138,7 +138,25 @@ class BuildConfig:
     work: Path = Path("work")
     shard_size_mb: float = 256.0
     card: CardConfig = field(default_factory=CardConfig)
+    hidden_test: bool = False  # test split without answers/rationales; key in key_file
+    key_file: Path | None = None  # where the hidden test's key goes (default work/test_key.jsonl)
     source: Path | None = None  # the file it was loaded from
+
+    @property
+    def key_path(self) -> Path:
+        """Where a hidden-test build writes the test split's key."""
+        return self.key_file or self.work / "test_key.jsonl"
+
+    def check_key_path(self) -> None:
+        """A hidden test's key must never land in the published folder."""
+        if not self.hidden_test:
+            return
+        key, out = Path(os.path.abspath(self.key_path)), Path(os.path.abspath(self.output))
+        if key == out or out in key.parents:
+            raise ConfigError(
+                f"key_file {key} is inside the output folder {out}, which is what gets "
+                "published; put the key outside it (the default is the work folder)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (paths as strings)."""
@@ -433,6 +451,8 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
     output = _resolve(base, r.string("output", "dataset"))
     work = _resolve(base, r.string("work", "work"))
     shard_size_mb = r.number("shard_size_mb", 256.0, positive=True) or 256.0
+    hidden_test = r.boolean("hidden_test", False)
+    key_file = _resolve(base, r.string("key_file", "")) if r.has("key_file") else None
 
     ev = r.sub("evidence")
     evidence = EvidenceConfig(threshold=ev.number("threshold", 0.65, positive=True) or 0.65)
@@ -453,7 +473,7 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
     )
     c.finish()
     r.finish()
-    return BuildConfig(
+    cfg = BuildConfig(
         annotations=annotations,
         slides=slides,
         mpp=mpp,
@@ -471,7 +491,11 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
         work=work,
         shard_size_mb=shard_size_mb,
         card=card,
+        hidden_test=hidden_test,
+        key_file=key_file,
     )
+    cfg.check_key_path()
+    return cfg
 
 
 def load_config(

@@ -251,6 +251,16 @@ class PipelineResult:
         return "\n".join(lines)
 
 
+HIDDEN_TEST_SECTION = (
+    "This is a **hidden-test build**: in the `test` split, `answer` and `rationale` are "
+    "empty in every row (rationales are solutions: they state the key's findings). The key "
+    "is kept apart from this folder by whoever built it. Row ids, set ids and row order "
+    "carry nothing about the key. To score a model on the test split, the key holder runs "
+    "`scale-vqa evaluate DATASET --split test --key test_key.jsonl`, which gives the same "
+    "figures as on a full build; `train` and `validation` keep their answers."
+)
+
+
 def demo_config(output: Path, work: Path) -> BuildConfig:
     """The bundled demo config with ``output`` and ``work`` set.
 
@@ -650,6 +660,8 @@ class _Rebuild:
             + ([f"Empty splits: {self.empty_note}"] if self.empty_note else []),
             "sections": sections,
         }
+        if cfg.hidden_test:
+            sections.append(("Hidden test split", HIDDEN_TEST_SECTION))
         if cfg.card.description:
             kw["summary"] = cfg.card.description
         return CardInfo(**kw)
@@ -681,6 +693,12 @@ class _Rebuild:
 
         rows = self.rows_by_split()
         self.empty_note = self.empty_splits_note({s: len(r) for s, r in rows.items()})
+        hidden = ["test"] if self.cfg.hidden_test and "test" in rows else []
+        if hidden:
+            from baselines.answer_key import withhold, write_key
+
+            rows["test"], key = withhold(rows["test"])
+            write_key(self.cfg.key_path, key)
         result = write_dataset(
             self.cfg.output,
             rows,
@@ -688,6 +706,7 @@ class _Rebuild:
             max_shard_bytes=int(self.cfg.shard_size_mb * 2**20),
             on_shard=self.on_shard,
             progress=not self.quiet,
+            hidden_splits=hidden,
         )
         _write_json(
             self.build_report,
@@ -893,8 +912,10 @@ def _run_stages(
         stage(
             "build",
             rb.stage_build,
-            [cfg.output, rb.build_report],
-            settings={"card": d["card"], "shard_size_mb": cfg.shard_size_mb, **gen_settings},
+            [cfg.output, rb.build_report, *([cfg.key_path] if cfg.hidden_test else [])],
+            settings={"card": d["card"], "shard_size_mb": cfg.shard_size_mb, **gen_settings}
+            # only when set, so fingerprints of existing builds stay as they were
+            | ({"hidden_test": str(cfg.key_path)} if cfg.hidden_test else {}),
             upstream=["screen", "audit", "extract"],
         )
     finally:

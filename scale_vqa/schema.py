@@ -110,8 +110,12 @@ class Row:
         validate_row(self.to_dict(), where)
 
 
-def validate_row(row: dict[str, Any], where: str = "row") -> None:
-    """Check one row dict against the schema and its invariants."""
+def validate_row(row: dict[str, Any], where: str = "row", hidden: bool = False) -> None:
+    """Check one row dict against the schema and its invariants.
+
+    ``hidden``: a row of a hidden-test split, whose ``answer`` and ``rationale`` must be
+    empty (withheld; :mod:`baselines.answer_key`).
+    """
     missing = [c for c in COLUMNS if c not in row]
     if missing:
         raise ValidationError(f"{where}: missing column(s) {', '.join(missing)}")
@@ -121,10 +125,13 @@ def validate_row(row: dict[str, Any], where: str = "row") -> None:
             f"{where}: unknown column(s) {', '.join(extra)}; the schema's columns are "
             f"{', '.join(COLUMNS)}"
         )
-    validate_question(
-        Question(**{k: row[k] for k in ("question", "options", "answer", "question_type")}, id="x"),
-        where,
-    )
+    if hidden and (row["answer"] or row["rationale"]):
+        raise ValidationError(
+            f"{where}: a hidden-test row must have an empty 'answer' and 'rationale' "
+            "(they go to the key file)"
+        )
+    fields_ = {k: row[k] for k in ("question", "options", "answer", "question_type")}
+    validate_question(Question(**(fields_ | ({"answer": "A"} if hidden else {})), id="x"), where)
     mags = row["magnifications"]
     n = len(mags)
     if len(row["images"]) not in (0, n):

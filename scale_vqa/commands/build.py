@@ -31,6 +31,15 @@ def register(subparsers: Any) -> None:
         choices=STAGES,
         help=f"rerun this stage even if up to date (repeatable; one of {', '.join(STAGES)})",
     )
+    p.add_argument(
+        "--hidden-test",
+        action="store_true",
+        help="publish the test split without answers and rationales; the key goes to "
+        "--key-file (default WORK/test_key.jsonl), never into the output folder",
+    )
+    p.add_argument(
+        "--key-file", type=Path, help="where a hidden test's key is written (implies --hidden-test)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -45,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
         cfg.work = args.work.resolve()
     if args.out:
         cfg.output = args.out.resolve()
+    if args.hidden_test or args.key_file:
+        cfg.hidden_test = True
+    if args.key_file:
+        cfg.key_file = args.key_file.resolve()
+    cfg.check_key_path()
     result = run_pipeline(cfg, force=args.force_stage, quiet=args.quiet)
     print(result.summary())
     return 0

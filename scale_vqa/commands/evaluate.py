@@ -46,6 +46,12 @@ def register(subparsers: Any) -> None:
         metavar="LIST",
         help=f"comma-separated controls (default: {CONTROL_NAMES}; full always runs)",
     )
+    p.add_argument(
+        "--key",
+        type=Path,
+        metavar="FILE",
+        help="answer key of a hidden-test split (the test_key.jsonl its build wrote)",
+    )
     p.add_argument("--limit", type=int, metavar="N", help="only the first N rows of the split")
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: eval-MODEL)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffled control")
@@ -92,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         _check_model_arg(args.model)
     ds = load_split(args.dataset, args.split)
+    if args.key:
+        from baselines.answer_key import apply_key, read_key
+
+        ds = apply_key(ds, read_key(args.key), f"{args.dataset} split {args.split}")
     if args.limit is not None and args.limit < len(ds):
         ds = ds.select(range(args.limit))
     predictor: Any
