@@ -317,6 +317,7 @@ class _Rebuild:
         self.quiet = quiet
         self.on_shard = on_shard
         self.counts: dict[str, Any] = {}
+        self.review_card: dict[str, Any] | None = None
         self.empty_note: str | None = None
         w = self.work
         self.annotations = w / "annotations.jsonl"
@@ -573,7 +574,7 @@ class _Rebuild:
 
         paths = {z["path_id"]: z for z in read_zoom_paths(self.zoom)}
         out: dict[str, list[Any]] = {}
-        qs = list(read_questions(self.screened))
+        qs = self.reviewed(list(read_questions(self.screened)))
         for q in tqdm(qs, desc="rows", unit="row", disable=self.quiet, leave=False):
             z = paths.get(q.path_id)
             if z is None:
@@ -596,6 +597,17 @@ class _Rebuild:
             )
             out.setdefault(q.split, []).append(row)
         return {s: out[s] for s in SPLITS if s in out}
+
+    def reviewed(self, qs: list[Any]) -> list[Any]:
+        """The review step (build.yaml 'review:'): drop rejected sets, apply adjudicated edits."""
+        if self.cfg.review is None:
+            return qs
+        from scale_vqa.review.apply import review_step
+
+        qs, self.review_card = review_step(
+            qs, self.cfg.review, self.work, self.annotations, self.cfg.organs_dir
+        )
+        return qs
 
     def card_info(self) -> Any:
         """The dataset card's content: metadata, audit, curation settings."""
@@ -652,6 +664,8 @@ class _Rebuild:
         }
         if cfg.card.description:
             kw["summary"] = cfg.card.description
+        if self.review_card is not None:
+            kw["clinical_validation"] = self.review_card
         return CardInfo(**kw)
 
     def empty_splits_note(self, splits: dict[str, int]) -> str | None:
@@ -894,7 +908,8 @@ def _run_stages(
             "build",
             rb.stage_build,
             [cfg.output, rb.build_report],
-            settings={"card": d["card"], "shard_size_mb": cfg.shard_size_mb, **gen_settings},
+            settings={"card": d["card"], "shard_size_mb": cfg.shard_size_mb, **gen_settings}
+            | _review_settings(cfg),
             upstream=["screen", "audit", "extract"],
         )
     finally:
@@ -904,6 +919,15 @@ def _run_stages(
     if note:  # a warning, printed even when quiet
         print(f"warning: {note}", file=sys.stderr)
     return PipelineResult(cfg.output, cfg.work, runner.reports, rb.counts)
+
+
+def _review_settings(cfg: BuildConfig) -> dict[str, Any]:
+    """The review's state, only when build.yaml has 'review:' (fingerprints stay otherwise)."""
+    if cfg.review is None:
+        return {}
+    from scale_vqa.review.apply import review_fingerprint
+
+    return {"review": review_fingerprint(cfg.review)}
 
 
 def _vocabulary_dirs(cfg: BuildConfig) -> list[Path]:
