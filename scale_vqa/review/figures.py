@@ -254,8 +254,9 @@ def card_section(fig: dict[str, Any], outcome: dict[str, Any] | None = None) -> 
         facts.append(
             f"the build obeyed the review: {outcome['dropped_items']} question(s) dropped "
             f"({outcome['rejected']} rejected, the rest their complementary set-mates or "
-            f"edits that failed the re-check), {outcome['edited']} edited, "
-            f"{outcome['unreviewed']} of the built questions not reviewed"
+            f"edits that failed the re-check); {outcome['edited']} edit(s) resolved, "
+            f"{outcome['edited_questions']} built question(s) carry an edit; "
+            f"{outcome['unreviewed']} question(s) were not reviewed"
         )
     tables = [
         {"title": title, "header": TABLE_HEADER, "rows": table_rows(fig[key])}

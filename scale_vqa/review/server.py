@@ -15,6 +15,7 @@ import ipaddress
 import json
 import re
 import sys
+import threading
 import traceback
 from collections import Counter
 from http.cookies import SimpleCookie
@@ -77,10 +78,36 @@ class ReviewApp:
     ) -> None:
         self.source = source
         self.store = store
-        self.checker = checker or Checker(source.questions, source.annotations)
         self.server_token = server_token
         store.register_items(source.questions)
-        self.flagged = {q.id for q in source.questions if self.checker.flags(q)["flagged"] is True}
+        self._checker = checker
+        self._ready = threading.Event()
+        self._checker_error: str | None = None
+        self.flagged: set[str] = set()
+        if checker is not None:
+            self._finish_checker(checker)
+        else:  # fitting the adversaries takes seconds: serve blind views meanwhile
+            threading.Thread(target=self._build_checker, daemon=True).start()
+
+    def _build_checker(self) -> None:
+        try:
+            self._finish_checker(Checker(self.source.questions, self.source.annotations))
+        except Exception as exc:  # shown in the page as a JSON error, never fatal
+            traceback.print_exc(file=sys.stderr)
+            self._checker_error = f"the machine checks failed to start: {exc}"
+            self._ready.set()
+
+    def _finish_checker(self, checker: Checker) -> None:
+        self._checker = checker
+        self.flagged = {q.id for q in self.source.questions if checker.flags(q)["flagged"]}
+        self._ready.set()
+
+    @property
+    def checker(self) -> Checker:
+        """The machine checks (waits while they are being fitted)."""
+        if not self._ready.wait(timeout=600) or self._checker is None:
+            raise ApiError(503, self._checker_error or "the machine checks are still starting")
+        return self._checker
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, method: str, target: str, headers: Any, body: bytes = b"") -> Response:
@@ -183,6 +210,7 @@ class ReviewApp:
             "queues": {q: len(self._queue_ids(who, q)) for q in QUEUES},
             "reasons": REJECT_REASONS,
             "cannot_tell": CANNOT_TELL,
+            "checks_ready": self._ready.is_set(),
         }
 
     def progress(self, who: Reviewer) -> dict[str, int]:
@@ -199,7 +227,8 @@ class ReviewApp:
         if name == "all":
             return ids
         if name == "flagged":
-            return [i for i in ids if i in self.flagged]
+            flagged = self.flagged if self._ready.is_set() else set()
+            return [i for i in ids if i in flagged]
         latest = self.store.latest_decisions()
         if name == "unreviewed":
             return [i for i in ids if who.name not in latest.get(i, {})]
