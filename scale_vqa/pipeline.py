@@ -9,6 +9,8 @@ Stages (:data:`STAGES`), each writing into the work folder::
     screen       text-only adversaries flag -> regenerate -> drop -> screened.jsonl
     audit        leakage audit of the screened (= built) questions -> audit.json
     build        rows (question + crops low -> high) -> Parquet shards + README card
+                 (with 'review:' in build.yaml, the expert review is applied first:
+                 scale_vqa.review.apply)
 
 A small runner (:class:`StageRunner`) fingerprints each stage (settings, input contents,
 upstream outputs) and records ``work/stages/<name>.json`` after success; a rerun skips

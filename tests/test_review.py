@@ -130,8 +130,7 @@ def test_bad_input_is_shown_not_fatal(demo, tmp_path):
     (zoom / victim["crops"][2]["image"]).unlink()  # the high-power crop of item 1
     qfile = tmp_path / "questions.jsonl"
     qfile.write_text(
-        "\n".join([lines[0], json.dumps(broken), "{not json", '{"question": "x"}', lines[2]])
-        + "\n"
+        "\n".join([lines[0], json.dumps(broken), "{not json", '{"question": "x"}', lines[2]]) + "\n"
     )
     app = _app(qfile, tmp_path / "r.sqlite", zoom=zoom)
     token = app.store.add_reviewer("ann")
@@ -180,9 +179,8 @@ def test_edit_reruns_the_constraint_checkers_and_adversaries(demo, tmp_path):
         assert not [v for v in res["violations"] if v["constraint"] == "complementary_sets"]
         # the extra words are carried by one option only: the text checkers say so
         assert {v["constraint"] for v in res["violations"]} == {"symmetry", "distinctive_tokens"}
-        status, saved = call(
-            url, f"/api/items/{q.id}/decision", token, {"verdict": "edit", "edit": {"answer": wrong}}
-        )
+        edit = {"verdict": "edit", "edit": {"answer": wrong}}
+        status, saved = call(url, f"/api/items/{q.id}/decision", token, edit)
         assert status == 200 and saved["checks"]["ok"] is False
     stored = app.store.decisions(q.id)[0]
     assert stored["edit"]["answer"] == wrong and stored["checks"]["violations"]
@@ -210,14 +208,18 @@ def test_server_token_required_off_loopback(demo, tmp_path, capsys):
 
 def test_two_reviewers_saving_on_the_same_items_at_once_keep_every_record(demo, tmp_path):
     """Two server processes over one database, two reviewers, every item at the same time."""
-    out, _ = demo
+    _, work = demo
+    qfile = tmp_path / "questions.jsonl"  # 30 questions: the servers start faster
+    qfile.write_text("\n".join((work / "screened.jsonl").read_text().splitlines()[:30]) + "\n")
     db = tmp_path / "r.sqlite"
     store = ReviewStore(db)
     tokens = {n: store.add_reviewer(n) for n in ("ann", "bob")}
-    servers = [start_server(out, db), start_server(out, db)]
+    zoom = ("--zoom", str(work / "zoom"))
+    servers = [start_server(qfile, db, *zoom), start_server(qfile, db, *zoom)]
     try:
         _, queue = call(servers[0].url, "/api/queue?name=all", tokens["ann"])
-        ids = [r["id"] for r in queue["items"]][:30]
+        ids = [r["id"] for r in queue["items"]]
+        assert len(ids) == 30
         barrier = threading.Barrier(2)
         errors: list[str] = []
 
@@ -233,8 +235,7 @@ def test_two_reviewers_saving_on_the_same_items_at_once_keep_every_record(demo, 
                         errors.append(f"{name} {path} {status} {res}")
 
         threads = [
-            threading.Thread(target=work, args=(n, s.url))
-            for n, s in zip(("ann", "bob"), servers)
+            threading.Thread(target=work, args=(n, s.url)) for n, s in zip(("ann", "bob"), servers)
         ]
         for t in threads:
             t.start()
@@ -412,12 +413,12 @@ def test_config_review_key(tmp_path):
     ann = tmp_path / "a.jsonl"
     ann.write_text("{}\n")
     base = {"annotations": "a.jsonl"}
-    with pytest.raises(ConfigError, match="key 'review.db' names .* does not exist"):
+    with pytest.raises(ConfigError, match=r"key 'review\.db' names .* does not exist"):
         parse_config(base | {"review": "r.sqlite"}, tmp_path)
     ReviewStore(tmp_path / "r.sqlite")
     cfg = parse_config(base | {"review": "r.sqlite"}, tmp_path)
     assert cfg.review.db == tmp_path / "r.sqlite" and cfg.review.disagreement == "drop"
     cfg = parse_config(base | {"review": {"db": "r.sqlite", "unreviewed": "drop"}}, tmp_path)
     assert cfg.review.unreviewed == "drop"
-    with pytest.raises(ConfigError, match="review.unreviewed"):
+    with pytest.raises(ConfigError, match=r"review\.unreviewed"):
         parse_config(base | {"review": {"db": "r.sqlite", "unreviewed": "maybe"}}, tmp_path)

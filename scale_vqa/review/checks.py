@@ -170,6 +170,7 @@ class Checker:
                 advs.append({"name": adv.name, "pick": pick, "answers_key": pick == edited.answer})
         return {
             "ok": not violations,
+            "annotated": bool(self.annotations) and q.path_id in (self.annotations or {}),
             "question": edited.to_dict(),
             "set_members_changed": len(pairs) - 1,
             "violations": violations,

@@ -38,6 +38,7 @@ from scale_vqa.review.store import (
 QUEUES: tuple[str, ...] = ("unreviewed", "disagreed", "flagged", "all")
 MAX_BODY = 1 << 20
 COOKIE = "svqa_server"
+REVIEWER_COOKIE = "svqa_reviewer"
 
 
 class ApiError(Exception):
@@ -117,10 +118,12 @@ class ReviewApp:
         try:
             if path == "/" and method == "GET":
                 return self._page(query, headers)
+            if path == "/favicon.ico":
+                return 204, {}, b""
             self._check_server_token(headers)
             if not path.startswith("/api/"):
                 raise ApiError(404, f"no page {path}; open / for the review app")
-            who = self._reviewer(headers)
+            who = self._reviewer(headers, allow_cookie=method == "GET")
             return self._api(method, path, query, who, body)
         except ApiError as exc:
             return _json(exc.status, {"error": str(exc)})
@@ -156,9 +159,16 @@ class ReviewApp:
         if not hmac.compare_digest(given, self.server_token):
             raise ApiError(403, "this server needs its --token: open /?token=TOKEN once")
 
-    def _reviewer(self, headers: Any) -> Reviewer:
+    def _reviewer(self, headers: Any, allow_cookie: bool = False) -> Reviewer:
+        """The reviewer of a request: the Bearer token; for GETs (images) also the cookie.
+
+        Writes need the header, so another site cannot make a browser post a decision.
+        """
         auth = headers.get("Authorization") or ""
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if not token and allow_cookie:
+            cookie = SimpleCookie(headers.get("Cookie") or "")
+            token = cookie[REVIEWER_COOKIE].value if REVIEWER_COOKIE in cookie else ""
         who = self.store.reviewer_for(token)
         if who is None:
             raise ApiError(
