@@ -127,6 +127,7 @@ def test_review_in_a_browser_blind_accept_reject_edit_restart_report_build(brows
         page.click("#esave")
         page.wait_for_selector("#savednote")
         assert "Saved: edit" in page.inner_text("#savednote")
+        page.wait_for_function("document.querySelector('#ptext').textContent.startsWith('3 of')")
         assert "3 of 108 decided" in page.inner_text("#ptext")
         # an unknown item shows as an error in the page, the server keeps serving
         page.evaluate("openItem('no-such-item')")
