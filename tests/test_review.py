@@ -115,6 +115,15 @@ def test_api_sends_no_key_before_the_blind_answer(demo, tmp_path):
         _, s = call(url, "/api/session", token)
         assert s["progress"] == {"total": 108, "answered": 1, "decided": 1}
         assert s["queues"]["unreviewed"] == 107
+        # a second reviewer sees only counts of others' verdicts; an adjudicator sees them all
+        bob = app.store.add_reviewer("bob")
+        judge = app.store.add_reviewer("judge", role="adjudicator")
+        _, v = call(url, f"/api/items/{item_id}/answer", bob, {"choice": q.answer})
+        assert v["other_decisions"] == {"accept": 1}
+        _, v = call(url, f"/api/items/{item_id}/answer", judge, {"choice": q.answer})
+        assert [(d["reviewer"], d["verdict"]) for d in v["other_decisions"]] == [("ann", "accept")]
+        _, queue = call(url, "/api/queue?name=disagreed", judge)
+        assert queue["items"] and queue["items"][0]["id"] == item_id  # blind answers differ
 
 
 def test_bad_input_is_shown_not_fatal(demo, tmp_path):
