@@ -81,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
             f"--host {args.host} is not a loopback address; pass --token SECRET as well "
             "(reviewers then open http://HOST:PORT/?token=SECRET once)"
         )
+    source = load_items(args.path, zoom=args.zoom, annotations=args.annotations)
     store = ReviewStore(args.db)
     for name in args.add_reviewer:
         _print_token(name, store.add_reviewer(name))
-    source = load_items(args.path, zoom=args.zoom, annotations=args.annotations)
     bad = sum(1 for it in source.items if it.error)
     print(
         f"{len(source.items)} item(s) from {source.description}"
