@@ -55,6 +55,8 @@ class CardInfo:
     ``leakage_audit`` is the audit JSON (``{"n", "chance", "best", "table": [...]}``) or just
     its table rows (``adversary, question_type, accuracy, ci_low, ci_high, n``).
     ``curation`` is a flat dict of settings; ``sections`` adds ``(title, markdown)`` pairs.
+    ``clinical_validation`` is the expert review's section as data (``{"intro", "facts",
+    "tables": [{"title", "header", "rows"}]}``, from scale_vqa.review.figures.card_section).
     """
 
     pretty_name: str = "Scale-VQA"
@@ -85,6 +87,7 @@ class CardInfo:
     curation: Mapping[str, Any] | None = None
     limitations: list[str] = field(default_factory=list)
     sections: list[tuple[str, str]] = field(default_factory=list)
+    clinical_validation: Mapping[str, Any] | None = None
 
     @classmethod
     def coerce(cls, card: CardInfo | Mapping[str, Any] | None) -> CardInfo:
@@ -302,6 +305,18 @@ def _audit_section(audit: Any) -> str:
     return "\n".join(parts)
 
 
+def _clinical_validation_section(cv: Mapping[str, Any] | None) -> str:
+    if not cv:
+        return ""
+    parts = ["## Clinical validation", "", str(cv.get("intro", "")).strip()]
+    facts = list(cv.get("facts") or [])
+    if facts:
+        parts += ["", *(f"- {f}" for f in facts)]
+    for t in cv.get("tables") or []:
+        parts += ["", f"### {t['title']}", "", md_table(t["header"], t["rows"])]
+    return "\n".join(parts)
+
+
 def _curation_section(curation: Mapping[str, Any] | None) -> str:
     if not curation:
         return ""
@@ -388,7 +403,12 @@ def render_card(card: CardInfo, stats: DatasetStats) -> str:
         'ds = load_dataset("path/to/this/folder")  # or a local copy of this folder\n'
         f'print(ds["{splits[0]}"][0]["question"])'
     )
-    extra = "\n\n".join(f"## {title}\n\n{body.strip()}" for title, body in card.sections)
+    extra = "\n\n".join(
+        part
+        for part in [_clinical_validation_section(card.clinical_validation)]
+        + [f"## {title}\n\n{body.strip()}" for title, body in card.sections]
+        if part
+    )
     limitations = list(card.limitations)
     if stats.text_only:
         limitations.insert(0, "Text-only build: no images are included.")

@@ -27,6 +27,8 @@ COMMANDS: tuple[str, ...] = (
     "import_release",
     "organs",
     "publish",
+    "review",
+    "review_report",
     "screen",
     "simulate",
     "train",

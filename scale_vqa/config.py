@@ -118,6 +118,15 @@ class CardConfig:
 
 
 @dataclass
+class ReviewConfig:
+    """The expert review the build obeys (``scale-vqa review``'s database)."""
+
+    db: Path
+    unreviewed: str = "keep"  # or "drop"
+    disagreement: str = "drop"  # or "keep" (reviewers disagree, no adjudicator)
+
+
+@dataclass
 class BuildConfig:
     """A validated ``build.yaml``; paths are absolute."""
 
@@ -140,6 +149,7 @@ class BuildConfig:
     card: CardConfig = field(default_factory=CardConfig)
     hidden_test: bool = False  # test split without answers/rationales; key in key_file
     key_file: Path | None = None  # where the hidden test's key goes (default work/test_key.jsonl)
+    review: ReviewConfig | None = None
     source: Path | None = None  # the file it was loaded from
 
     @property
@@ -472,6 +482,7 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
         limitations=c.strings("limitations", []) or [],
     )
     c.finish()
+    review = _review(r, base)
     r.finish()
     cfg = BuildConfig(
         annotations=annotations,
@@ -493,9 +504,39 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
         card=card,
         hidden_test=hidden_test,
         key_file=key_file,
+        review=review,
     )
     cfg.check_key_path()
     return cfg
+
+
+def _review(r: _Reader, base: Path) -> ReviewConfig | None:
+    """``review: review.sqlite`` or ``review: {db: ..., unreviewed: keep, disagreement: drop}``."""
+    if not r.has("review"):
+        return None
+    raw = r.get("review")
+    if isinstance(raw, str):
+        raw = {"db": raw}
+    if not isinstance(raw, dict):
+        raise r.fail(
+            "review", "must be the review database path, or {db, unreviewed, disagreement}"
+        )
+    rv = _Reader(raw, r.where, prefix=r.key("review") + ".")
+    db = _resolve(base, rv.string("db", ""))
+    if not rv.get("db"):
+        raise rv.fail("db", "is required: the SQLite file of `scale-vqa review --db`")
+    if not db.is_file():
+        raise rv.fail("db", f"names {db}, which does not exist; run `scale-vqa review` first")
+    out = ReviewConfig(
+        db=db,
+        unreviewed=rv.string("unreviewed", "keep"),
+        disagreement=rv.string("disagreement", "drop"),
+    )
+    for key, allowed in (("unreviewed", ("keep", "drop")), ("disagreement", ("drop", "keep"))):
+        if getattr(out, key) not in allowed:
+            raise rv.fail(key, f"is {getattr(out, key)!r}; use {' or '.join(allowed)}")
+    rv.finish()
+    return out
 
 
 def load_config(

@@ -9,6 +9,8 @@ Stages (:data:`STAGES`), each writing into the work folder::
     screen       text-only adversaries flag -> regenerate -> drop -> screened.jsonl
     audit        leakage audit of the screened (= built) questions -> audit.json
     build        rows (question + crops low -> high) -> Parquet shards + README card
+                 (with 'review:' in build.yaml, the expert review is applied first:
+                 scale_vqa.review.apply)
 
 A small runner (:class:`StageRunner`) fingerprints each stage (settings, input contents,
 upstream outputs) and records ``work/stages/<name>.json`` after success; a rerun skips
@@ -327,6 +329,7 @@ class _Rebuild:
         self.quiet = quiet
         self.on_shard = on_shard
         self.counts: dict[str, Any] = {}
+        self.review_card: dict[str, Any] | None = None
         self.empty_note: str | None = None
         w = self.work
         self.annotations = w / "annotations.jsonl"
@@ -583,7 +586,7 @@ class _Rebuild:
 
         paths = {z["path_id"]: z for z in read_zoom_paths(self.zoom)}
         out: dict[str, list[Any]] = {}
-        qs = list(read_questions(self.screened))
+        qs = self.reviewed(list(read_questions(self.screened)))
         for q in tqdm(qs, desc="rows", unit="row", disable=self.quiet, leave=False):
             z = paths.get(q.path_id)
             if z is None:
@@ -606,6 +609,17 @@ class _Rebuild:
             )
             out.setdefault(q.split, []).append(row)
         return {s: out[s] for s in SPLITS if s in out}
+
+    def reviewed(self, qs: list[Any]) -> list[Any]:
+        """The review step (build.yaml 'review:'): drop rejected sets, apply adjudicated edits."""
+        if self.cfg.review is None:
+            return qs
+        from scale_vqa.review.apply import review_step
+
+        qs, self.review_card = review_step(
+            qs, self.cfg.review, self.work, self.annotations, self.cfg.organs_dir
+        )
+        return qs
 
     def card_info(self) -> Any:
         """The dataset card's content: metadata, audit, curation settings."""
@@ -664,6 +678,8 @@ class _Rebuild:
             sections.append(("Hidden test split", HIDDEN_TEST_SECTION))
         if cfg.card.description:
             kw["summary"] = cfg.card.description
+        if self.review_card is not None:
+            kw["clinical_validation"] = self.review_card
         return CardInfo(**kw)
 
     def empty_splits_note(self, splits: dict[str, int]) -> str | None:
@@ -914,6 +930,7 @@ def _run_stages(
             rb.stage_build,
             [cfg.output, rb.build_report, *([cfg.key_path] if cfg.hidden_test else [])],
             settings={"card": d["card"], "shard_size_mb": cfg.shard_size_mb, **gen_settings}
+            | _review_settings(cfg)
             # only when set, so fingerprints of existing builds stay as they were
             | ({"hidden_test": str(cfg.key_path)} if cfg.hidden_test else {}),
             upstream=["screen", "audit", "extract"],
@@ -925,6 +942,15 @@ def _run_stages(
     if note:  # a warning, printed even when quiet
         print(f"warning: {note}", file=sys.stderr)
     return PipelineResult(cfg.output, cfg.work, runner.reports, rb.counts)
+
+
+def _review_settings(cfg: BuildConfig) -> dict[str, Any]:
+    """The review's state, only when build.yaml has 'review:' (fingerprints stay otherwise)."""
+    if cfg.review is None:
+        return {}
+    from scale_vqa.review.apply import review_fingerprint
+
+    return {"review": review_fingerprint(cfg.review)}
 
 
 def _vocabulary_dirs(cfg: BuildConfig) -> list[Path]:
