@@ -181,6 +181,7 @@ REASONS: dict[str, str] = {
     "not_an_object": "not a JSON object",
     "bad_image_path": "malformed image_path",
     "not_an_image": "an image file that is not an image",
+    "image_count_mismatch": "images and magnifications differ in number",
     "invalid_record": "invalid record",
 }
 """Reason codes of :class:`RecordError` and what each means (reports and cards use both)."""
