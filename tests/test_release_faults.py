@@ -143,6 +143,14 @@ def test_jsonl_questions_follow_the_same_policy(tmp_path, capsys):
     capsys.readouterr()
     assert main(["audit", str(q_all), "--strict", *FAST]) == 1
     assert f"{q_all}:6: field 'options'" in _last_line(capsys.readouterr().err)
+    screen = ["screen", str(q_all), "--out", str(tmp_path / "s.jsonl"), "--no-embeddings",
+              "--no-aflite", "--adversaries", "centrality,longest", "--rounds", "0"]  # fmt: skip
+    assert main([*screen, "--report", str(tmp_path / "screen.json")]) == 0
+    assert "left out 2 unusable record(s)" in capsys.readouterr().out
+    left = json.loads((tmp_path / "screen.json").read_text())["left_out"]
+    assert [r["line"] for r in left["rows"]] == [6, 10]
+    assert main([*screen, "--strict"]) == 1
+    assert f"{q_all}:6: " in _last_line(capsys.readouterr().err)
 
 
 def test_several_files_become_splits_named_from_the_file_names(tmp_path, capsys):
