@@ -329,3 +329,36 @@ def test_lmms_eval_functions_match_scale_vqa_evaluate(task_dir, demo, test_split
         assert 0 < got["accuracy"] < 1
     # every request was one of these prompts (identical prompts are asked once: cached)
     assert {(t, tuple(p)) for t, p in seen} == expected
+
+
+def test_lmms_eval_itself_runs_the_task_with_the_same_scores(task_dir, demo, tmp_path, capsys):
+    """lmms-eval's own task loader and evaluator (its ``openai`` model) on the exported
+    folder, against the loopback server; skipped where lmms-eval is not installed (it is
+    not in this project's environment: it needs torchvision)."""
+    pytest.importorskip("lmms_eval")
+    from lmms_eval import evaluator
+    from lmms_eval.tasks import TaskManager
+
+    def respond(messages: list[dict[str, Any]], model: str) -> str:
+        return reply_for(*_parts(messages))
+
+    out = tmp_path / "eval"
+    with OpenAIServer(responder=respond) as server:
+        llm = f"base_url={server.base_url},model=vlm,max_retries=0"
+        args = ["evaluate", str(demo), "--split", "test", "--llm", llm, "--controls",
+                "full,blind", "--out", str(out), "--quiet"]  # fmt: skip
+        assert main(args) == 0
+        capsys.readouterr()
+        results = evaluator.simple_evaluate(
+            model="openai",
+            model_args=f"model_version=vlm,base_url={server.base_url},api_key=x,max_retries=1",
+            tasks=["scale_vqa", "scale_vqa_blind"],
+            task_manager=TaskManager(include_path=str(task_dir)),
+        )["results"]
+    report = json.loads((out / "report.json").read_text())["conditions"]
+    for task, condition in (("scale_vqa", "full"), ("scale_vqa_blind", "blind")):
+        got, want = results[task], report[condition]
+        assert got["accuracy,none"] == pytest.approx(want["accuracy"])
+        assert got["unparsed,none"] == want["unparseable"]
+        for qtype, v in want["by_type"].items():
+            assert got[f"accuracy_{qtype},none"] == pytest.approx(v["accuracy"])
