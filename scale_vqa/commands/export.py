@@ -24,7 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("dataset", metavar="DATASET", help="dataset folder or Hub id (owner/name)")
-    p.add_argument("--format", required=True, choices=("lmms-eval", "vlmevalkit"), dest="fmt")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=("lmms-eval", "vlmevalkit"),
+        dest="fmt",
+        help="lmms-eval: a task folder for --include_path; vlmevalkit: a custom MCQ TSV",
+    )
     p.add_argument(
         "--out",
         type=Path,
