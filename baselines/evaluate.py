@@ -33,9 +33,9 @@ from baselines.answer_key import HIDDEN_NOTE
 from baselines.answers import extract_answer
 from baselines.infer import Predictor
 from curation.audit import wilson
-from curation.errors import ConfigError, HubError, InputError, ValidationError
+from curation.errors import ConfigError, HubError, InputError, RecordError, ValidationError
 from curation.io import atomic_write_jsonl, read_jsonl
-from curation.records import LETTERS
+from curation.records import LETTERS, LeftOut
 
 CONTROLS: tuple[str, ...] = ("full", "blind", "shuffled", "single", "circular")
 """Every control, in report order (``full`` is always run: the others compare to it)."""
@@ -209,22 +209,55 @@ def _metadata(examples: Any) -> tuple[list[dict[str, Any]], list[int]]:
     return meta, [len(r.get("images") or []) for r in rows]
 
 
-def _validate(meta: Sequence[Mapping[str, Any]], n_images: Sequence[int]) -> None:
+def check_row(row: Mapping[str, Any], n_images: int, where: str) -> None:
+    """Raise :class:`RecordError` (with a reason code) when a row cannot be asked."""
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise RecordError(f"{where}: no question text", reason="no_question")
+    opts = row.get("options") or []
+    if not 2 <= len(opts) <= len(LETTERS) or not all(isinstance(o, str) for o in opts):
+        raise RecordError(
+            f"{where}: {len(opts)} options; an MCQ needs 2 to 10 strings", reason="option_count"
+        )
+    if any(not o.strip() for o in opts):
+        raise RecordError(f"{where}: an option is empty", reason="empty_option")
+    distinct = {" ".join(o.split()).casefold() for o in opts}
+    if len(distinct) == 1:
+        raise RecordError(f"{where}: all {len(opts)} options are identical", "identical_options")
+    if len(distinct) != len(opts):
+        raise RecordError(f"{where}: the same option appears twice", "duplicate_options")
+    if not row.get("answer"):  # never left out quietly: the whole split would vanish
+        raise InputError(f"{where} ({row.get('id', '')}): no answer: {HIDDEN_NOTE}")
+    if row.get("answer") not in LETTERS[: len(opts)]:
+        raise RecordError(
+            f"{where}: answer {row.get('answer')!r} is not one of {LETTERS[: len(opts)]}",
+            reason="answer_not_in_options",
+        )
+    mags = row.get("magnifications") or []
+    if n_images and len(mags) not in (0, n_images):
+        raise RecordError(
+            f"{where}: {n_images} image(s) but {len(mags)} magnification(s)",
+            reason="image_count_mismatch",
+        )
+
+
+def usable_rows(
+    meta: Sequence[Mapping[str, Any]], n_images: Sequence[int], strict: bool = False
+) -> tuple[list[int], LeftOut]:
+    """Indices of the rows that can be asked, and the others with row number and reason
+    (``strict``: the first unusable row raises instead)."""
+    keep: list[int] = []
+    left = LeftOut()
     for i, r in enumerate(meta):
-        opts = r.get("options") or []
-        if not 2 <= len(opts) <= len(LETTERS):
-            raise ValidationError(f"row {i}: {len(opts)} options; an MCQ needs 2 to 10")
-        if not r.get("answer"):
-            raise InputError(f"row {i} ({r.get('id', '')}): no answer: {HIDDEN_NOTE}")
-        if r.get("answer") not in LETTERS[: len(opts)]:
-            raise ValidationError(
-                f"row {i}: answer {r.get('answer')!r} is not one of {LETTERS[: len(opts)]}"
-            )
-        mags = r.get("magnifications") or []
-        if n_images[i] and len(mags) not in (0, n_images[i]):
-            raise ValidationError(
-                f"row {i}: {n_images[i]} image(s) but {len(mags)} magnification(s)"
-            )
+        try:
+            check_row(r, n_images[i], f"row {i}")
+        except RecordError as exc:
+            if strict:
+                raise
+            left.add(exc, index=i, id=str(r.get("id") or ""))
+            continue
+        keep.append(i)
+    return keep, left
 
 
 def plan(
@@ -482,6 +515,7 @@ def evaluate(
     batch_size: int = 32,
     progress: bool = True,
     on_warning: Callable[[str], None] | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Run ``predictor`` under ``controls`` on ``examples``; return the report dict.
 
@@ -494,7 +528,11 @@ def evaluate(
         predictions_path: JSONL of predictions; reused on a rerun, rewritten atomically.
         batch_size: examples per ``predictor.predict`` call (and per file rewrite).
         on_warning: called, before any prediction, with what makes the report
-            misleading (a text-only dataset); it is also kept in the report's notes.
+            misleading (a text-only dataset, rows left out); it is also kept in the
+            report's notes.
+        strict: refuse the dataset at its first unusable row (identical or repeated
+            options, answer outside the options, no question) instead of leaving such
+            rows out; left-out rows are listed in ``report["left_out"]``.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size={batch_size} must be at least 1")
@@ -504,8 +542,22 @@ def evaluate(
     meta, n_images = _metadata(examples)
     if not meta:
         raise InputError("the dataset has no rows to evaluate")
-    _validate(meta, n_images)
+    keep, left = usable_rows(meta, n_images, strict)
     notes = []
+    if left:
+        from curation.records import describe_left_out
+
+        if not keep:
+            raise InputError(
+                f"no row of the dataset can be asked; {describe_left_out(left.report())}"
+            )
+        examples = (
+            examples.select(keep) if hasattr(examples, "select") else [examples[i] for i in keep]
+        )
+        meta, n_images = [meta[i] for i in keep], [n_images[i] for i in keep]
+        notes.append(describe_left_out(left.report()) + " (row numbers of the split)")
+        if on_warning is not None:
+            on_warning(notes[-1])
     if not any(n_images):
         notes.append(TEXT_ONLY_NOTE)
         if on_warning is not None:
@@ -528,6 +580,7 @@ def evaluate(
         "seed": seed,
         "controls": chosen,
         **report,
+        "left_out": left.report(),
         "notes": notes,
     }
 

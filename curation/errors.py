@@ -16,6 +16,19 @@ class ValidationError(ScaleVQAError, ValueError):
     """A record, annotation, organ file or config does not satisfy its schema."""
 
 
+class RecordError(ValidationError):
+    """One record cannot be used (no question, repeated options, answer outside the options...).
+
+    ``reason`` is a short stable code (e.g. ``identical_options``) that reports count by;
+    loaders that skip unusable records (the lenient policy) catch this class only, so a
+    malformed *file* still stops them.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid_record") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class InputError(ScaleVQAError):
     """An input file or folder is missing, unreadable or malformed."""
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from curation.errors import ValidationError
+from curation.errors import RecordError
 from curation.io import atomic_write_jsonl, read_jsonl
 
 QUESTION_TYPES: tuple[str, ...] = (
@@ -102,7 +102,9 @@ class Question:
         known = {f.name for f in fields(cls)}
         missing = [k for k in ("question", "options", "answer", "question_type") if k not in data]
         if missing:
-            raise ValidationError(f"{where}: missing field(s) {', '.join(missing)}")
+            raise RecordError(
+                f"{where}: missing field(s) {', '.join(missing)}", reason="missing_fields"
+            )
         kwargs = {k: v for k, v in data.items() if k in known}
         extra = dict(kwargs.pop("extra", {}) or {})
         extra.update({k: v for k, v in data.items() if k not in known})
@@ -114,40 +116,116 @@ class Question:
 QUESTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Question) if f.name != "extra")
 
 
+def _norm_option(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
 def validate_question(q: Question, where: str = "record", n_options: int | None = None) -> None:
-    """Raise :class:`ValidationError` naming ``where`` and the field if ``q`` is malformed."""
+    """Raise :class:`RecordError` naming ``where``, the field and a ``reason`` code if ``q``
+    is malformed (see :data:`REASONS`)."""
+
+    def bad(reason: str, message: str) -> RecordError:
+        return RecordError(f"{where}: {message}", reason=reason)
+
     if not isinstance(q.question, str) or not q.question.strip():
-        raise ValidationError(f"{where}: field 'question' must be a non-empty string")
+        raise bad("no_question", "field 'question' must be a non-empty string")
     if not isinstance(q.options, list) or not all(isinstance(o, str) for o in q.options):
-        raise ValidationError(f"{where}: field 'options' must be a list of strings")
+        raise bad("bad_options", "field 'options' must be a list of strings")
     if len(q.options) < 2 or len(q.options) > len(LETTERS):
-        raise ValidationError(
-            f"{where}: field 'options' has {len(q.options)} option(s); "
-            f"give between 2 and {len(LETTERS)}"
+        raise bad(
+            "option_count",
+            f"field 'options' has {len(q.options)} option(s); give between 2 and {len(LETTERS)}",
         )
     if n_options is not None and len(q.options) != n_options:
-        raise ValidationError(
-            f"{where}: field 'options' has {len(q.options)} option(s), expected {n_options}"
+        raise bad(
+            "option_count",
+            f"field 'options' has {len(q.options)} option(s), expected {n_options}",
         )
     if any(not o.strip() for o in q.options):
-        raise ValidationError(f"{where}: field 'options' contains an empty option")
-    if len(set(q.options)) != len(q.options):
-        raise ValidationError(f"{where}: field 'options' contains the same option twice")
+        raise bad("empty_option", "field 'options' contains an empty option")
+    distinct = {_norm_option(o) for o in q.options}
+    if len(distinct) == 1:
+        raise bad(
+            "identical_options",
+            f"field 'options' holds the same text {len(q.options)} times (all options identical)",
+        )
+    if len(distinct) != len(q.options):
+        raise bad("duplicate_options", "field 'options' contains the same option twice")
     valid = LETTERS[: len(q.options)]
     if not isinstance(q.answer, str) or q.answer not in valid:
-        raise ValidationError(
-            f"{where}: field 'answer' is {q.answer!r}; it must be one of "
-            f"{', '.join(valid)} (the key's letter among {len(q.options)} options)"
+        raise bad(
+            "answer_not_in_options",
+            f"field 'answer' is {q.answer!r}; it must be one of "
+            f"{', '.join(valid)} (the key's letter among {len(q.options)} options)",
         )
     if q.question_type not in QUESTION_TYPES:
-        raise ValidationError(
-            f"{where}: field 'question_type' is {q.question_type!r}; "
-            f"use one of {', '.join(QUESTION_TYPES)}"
+        raise bad(
+            "unknown_question_type",
+            f"field 'question_type' is {q.question_type!r}; use one of {', '.join(QUESTION_TYPES)}",
         )
     if q.split and q.split not in SPLITS:
-        raise ValidationError(
-            f"{where}: field 'split' is {q.split!r}; use one of {', '.join(SPLITS)}"
-        )
+        raise bad("unknown_split", f"field 'split' is {q.split!r}; use one of {', '.join(SPLITS)}")
+
+
+REASONS: dict[str, str] = {
+    "no_question": "no question text",
+    "bad_options": "options missing or not text",
+    "option_count": "too few or too many options",
+    "empty_option": "an empty option",
+    "identical_options": "all options identical",
+    "duplicate_options": "the same option twice",
+    "answer_not_in_options": "answer outside the options",
+    "unknown_question_type": "unknown question type",
+    "unknown_split": "unknown split",
+    "missing_fields": "required fields missing",
+    "not_an_object": "not a JSON object",
+    "bad_image_path": "malformed image_path",
+    "not_an_image": "an image file that is not an image",
+    "image_count_mismatch": "images and magnifications differ in number",
+    "invalid_record": "invalid record",
+}
+"""Reason codes of :class:`RecordError` and what each means (reports and cards use both)."""
+
+
+@dataclass
+class LeftOut:
+    """Records a lenient loader left out: where each was, why (code and message)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, exc: RecordError, **where: Any) -> None:
+        """Note one unusable record (``where``: index, No, line... as known)."""
+        self.rows.append({**where, "reason": exc.reason, "message": str(exc)})
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def report(self) -> dict[str, Any]:
+        """``{"count", "by_reason": {code: n}, "rows": [...]}`` (codes in first-seen order)."""
+        by: dict[str, int] = {}
+        for r in self.rows:
+            by[r["reason"]] = by.get(r["reason"], 0) + 1
+        return {"count": len(self.rows), "by_reason": by, "rows": list(self.rows)}
+
+
+def describe_left_out(left: dict[str, Any], limit: int = 8) -> str:
+    """One line: ``left out 3 unusable record(s): all options identical 2 (No 5, No 9), ...``."""
+    if not left.get("count"):
+        return "left out: none (every record is usable)"
+    parts = []
+    for reason, n in left["by_reason"].items():
+        refs = [_ref(r) for r in left["rows"] if r["reason"] == reason]
+        more = f", ... (+{len(refs) - limit})" if len(refs) > limit else ""
+        parts.append(f"{REASONS.get(reason, reason)} {n} ({', '.join(refs[:limit])}{more})")
+    return f"left out {left['count']} unusable record(s): " + "; ".join(parts)
+
+
+def _ref(row: dict[str, Any]) -> str:
+    if row.get("No") is not None:
+        return f"No {row['No']}"
+    if row.get("line") is not None:
+        return f"line {row['line']}"
+    return f"#{row.get('index', '?')}"
 
 
 def letters_named(text: str) -> set[str]:
@@ -156,9 +234,27 @@ def letters_named(text: str) -> set[str]:
 
 
 def read_questions(path: str | os.PathLike[str]) -> Iterator[Question]:
-    """Read and validate a questions JSONL file."""
+    """Read and validate a questions JSONL file (the first unusable record raises)."""
     for lineno, obj in read_jsonl(path):
         yield Question.from_dict(obj, where=f"{path}:{lineno}")
+
+
+def load_questions_file(
+    path: str | os.PathLike[str], strict: bool = False
+) -> tuple[list[Question], LeftOut]:
+    """A questions JSONL file under the lenient policy: every usable record, and the
+    unusable ones left out with their line and reason. ``strict``: the first unusable
+    record raises its :class:`RecordError` instead. A line that is not JSON always raises."""
+    kept: list[Question] = []
+    left = LeftOut()
+    for lineno, obj in read_jsonl(path):
+        try:
+            kept.append(Question.from_dict(obj, where=f"{path}:{lineno}"))
+        except RecordError as exc:
+            if strict:
+                raise
+            left.add(exc, line=lineno, id=str(obj.get("id") or ""))
+    return kept, left
 
 
 def write_questions(path: str | os.PathLike[str], questions: Iterable[Question]) -> int:

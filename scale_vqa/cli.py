@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "evaluate",
     "evidence",
+    "export",
     "extract",
     "generate",
     "import_release",

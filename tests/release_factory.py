@@ -55,12 +55,21 @@ def make_release(
     missing_high: Iterable[int] = (),
     conflicts: Iterable[int] = (),
     duplicates: Iterable[tuple[int, int]] = (),
+    identical: Iterable[int] = (),
+    repeated_option: Iterable[int] = (),
+    answer_outside: Iterable[int] = (),
+    no_question: Iterable[int] = (),
 ) -> list[dict[str, Any]]:
     """``n`` records (No 1..n, types and answers cycling).
 
     ``missing_high``: Nos whose high_mag is null. ``conflicts``: Nos whose rationale says
     "Only X matches" for a letter X other than the key. ``duplicates``: (a, b) pairs where
     record b repeats a's question and options on another zoom path.
+
+    Unusable records, as the official release has them: ``identical`` (the four options
+    are the same text, as in three released records), ``repeated_option`` (option D repeats
+    option B), ``answer_outside`` (answer ``"E"`` among four options), ``no_question``
+    (an empty question).
     """
     missing_high, conflicts = set(missing_high), set(conflicts)
     records = []
@@ -83,7 +92,36 @@ def make_release(
     for a, b in duplicates:
         by_no[b]["question"] = by_no[a]["question"]
         by_no[b]["options"] = dict(by_no[a]["options"])
+    for no in identical:
+        text = by_no[no]["options"]["A"]
+        by_no[no]["options"] = {k: text for k in "ABCD"}
+    for no in repeated_option:
+        by_no[no]["options"]["D"] = by_no[no]["options"]["B"]
+    for no in answer_outside:
+        by_no[no]["answer"] = "E"
+    for no in no_question:
+        by_no[no]["question"] = ""
     return records
+
+
+FAULTS: dict[str, Any] = {
+    "missing_high": [3, 17, 41],
+    "conflicts": [5, 22, 60],
+    "duplicates": [(2, 30), (8, 75)],
+    "identical": [11, 47, 90],
+    "repeated_option": [19],
+    "answer_outside": [33],
+    "no_question": [52],
+}
+"""Every fault class of the official release, placed in a 120-record file."""
+UNUSABLE = ("identical", "repeated_option", "answer_outside", "no_question")
+
+
+def faulty_release(n: int = 120) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the records with every fault class of :data:`FAULTS`, the same minus the unusable)."""
+    records = make_release(n, **FAULTS)
+    bad = {no for kind in UNUSABLE for no in FAULTS[kind]}
+    return records, [r for r in records if r["No"] not in bad]
 
 
 def write_release(path: str | Path, records: Sequence[Any] | str) -> Path:

@@ -154,13 +154,13 @@ def test_cli_with_images_embeds_them_and_records_levels(tmp_path, capsys):
         ("missing-image", "record 1 (No 2): image_path.low_mag"),
     ],
 )
-def test_cli_bad_input_fails_cleanly(tmp_path, capsys, content, message):
-    args = []
+def test_cli_bad_input_fails_cleanly_under_strict(tmp_path, capsys, content, message):
+    args = ["--strict"]
     if content == "missing-image":
         records = [make_record(1), make_record(2)]
         write_images(tmp_path / "imgs", records[:1])
         content = records
-        args = ["--images", str(tmp_path / "imgs")]
+        args = ["--images", str(tmp_path / "imgs")]  # a missing file: refused even lenient
     path = write_release(tmp_path / "val.json", content)
     out = tmp_path / "ds"
     assert main(["import-release", str(path), "--out", str(out), *args]) == 1

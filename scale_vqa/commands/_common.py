@@ -28,6 +28,17 @@ def add_organs_dir_argument(
     )
 
 
+STRICT_HELP = (
+    "refuse the input at its first unusable record (identical or repeated options, answer "
+    "outside the options, no question, ...) instead of leaving it out and reporting it"
+)
+
+
+def add_strict_argument(p: argparse.ArgumentParser, help: str = STRICT_HELP) -> None:
+    """Add ``--strict`` (``args.strict``): the input policy for unusable records."""
+    p.add_argument("--strict", action="store_true", help=help)
+
+
 def jsonable(obj: Any) -> Any:
     """NaN/inf -> None, numpy scalars -> Python, recursively (strict JSON)."""
     if isinstance(obj, dict):

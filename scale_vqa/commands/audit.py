@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from curation.records import Question
+from curation.records import LeftOut, Question
+from scale_vqa.commands._common import add_strict_argument, write_json
 from scale_vqa.commands._common import jsonable as jsonable  # re-exported for callers
-from scale_vqa.commands._common import write_json
 
 
 def add_adversary_arguments(p: argparse.ArgumentParser) -> None:
@@ -90,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="only this split of a dataset folder or Hub id (default: all splits)",
     )
+    add_strict_argument(p)
     add_adversary_arguments(p)
     p.set_defaults(func=run)
 
@@ -107,8 +108,10 @@ def _question_from_row(row: dict[str, Any], where: str, split: str) -> Question:
     return Question.from_dict(data, where=where)
 
 
-def _from_dataset(dsd: Any, source: str, split: str | None) -> list[Question]:
-    from curation.errors import InputError
+def _from_dataset(
+    dsd: Any, source: str, split: str | None, strict: bool = False, left: LeftOut | None = None
+) -> list[Question]:
+    from curation.errors import InputError, RecordError
 
     splits = list(dsd.keys())
     if split is not None:
@@ -122,18 +125,30 @@ def _from_dataset(dsd: Any, source: str, split: str | None) -> list[Question]:
         if drop:
             ds = ds.remove_columns(drop)
         for i, row in enumerate(ds):
-            out.append(_question_from_row(row, f"{source} split {s} row {i}", s))
+            try:
+                out.append(_question_from_row(row, f"{source} split {s} row {i}", s))
+            except RecordError as exc:
+                if strict or left is None:
+                    raise
+                left.add(exc, split=s, index=i, id=str(row.get("id") or ""))
     return out
 
 
-def load_questions(source: str | os.PathLike[str], split: str | None = None) -> list[Question]:
+def load_questions(
+    source: str | os.PathLike[str],
+    split: str | None = None,
+    strict: bool = False,
+    left: LeftOut | None = None,
+) -> list[Question]:
     """Question records from a release JSON, a questions JSONL, a dataset folder or a Hub id.
 
     Images are never decoded (the ``images`` column is removed before reading rows).
+    Unusable records are left out and noted in ``left`` (when given, and not ``strict``);
+    otherwise the first one raises.
     """
     from baselines.evaluate import is_dataset_folder, load_hub_dataset
     from curation.errors import InputError
-    from curation.records import read_questions
+    from curation.records import load_questions_file, read_questions
 
     path = Path(source)
     if path.is_dir():
@@ -145,10 +160,14 @@ def load_questions(source: str | os.PathLike[str], split: str | None = None) -> 
                 "files); build one with `scale-vqa build` or `scale-vqa import-release`"
             )
         dsd = datasets.load_dataset(str(path))
-        return _from_dataset(dsd, str(path), split)
+        return _from_dataset(dsd, str(path), split, strict, left)
     if path.is_file():
         if path.suffix == ".jsonl":
-            return list(read_questions(path))
+            if left is None:
+                return list(read_questions(path))
+            kept, skipped = load_questions_file(path, strict=strict)
+            left.rows.extend(skipped.rows)
+            return kept
         if path.suffix == ".json":
             from scale_vqa.release import infer_split, load_release
 
@@ -156,14 +175,17 @@ def load_questions(source: str | os.PathLike[str], split: str | None = None) -> 
                 sp = split or infer_split(path)
             except InputError:
                 sp = "test"  # the audit does not use the split
-            return list(load_release(path, split=sp).questions)
+            imp = load_release(path, split=sp, strict=strict or left is None)
+            if left is not None:
+                left.rows.extend(imp.left_out.rows)
+            return list(imp.questions)
         raise InputError(
             f"{path}: unknown file type {path.suffix!r}; give a release .json, a questions "
             ".jsonl, a dataset folder or a Hub id"
         )
     text = str(source)
     if text.count("/") == 1 and not text.startswith((".", "/")) and not path.suffix:
-        return _from_dataset(load_hub_dataset(text), text, split)
+        return _from_dataset(load_hub_dataset(text), text, split, strict, left)
     raise InputError(f"{source}: no such file or folder; check the path")
 
 
@@ -209,14 +231,22 @@ def build_battery(args: argparse.Namespace, base: Path | None = None) -> list[An
 def run(args: argparse.Namespace) -> int:
     """Load, audit, print the table; write JSON and plot when asked."""
     from curation.audit import audit, format_table
+    from curation.records import describe_left_out
 
-    questions = load_questions(args.path, args.split)
-    train = load_questions(args.train) if args.train else None
+    left = LeftOut()
+    questions = load_questions(args.path, args.split, strict=args.strict, left=left)
+    train_left = LeftOut()
+    train = load_questions(args.train, strict=args.strict, left=train_left) if args.train else None
     base = Path(args.path).parent if Path(args.path).exists() else None
     battery = build_battery(args, base)
     report = audit(questions, battery, train=train, seed=args.seed, progress=True)
     report["source"] = str(args.path)
+    report["left_out"] = left.report()
     print(f"audit of {args.path}: {report['n']} questions, {report['mode']}")
+    print(describe_left_out(report["left_out"]))
+    if args.train:
+        report["train_left_out"] = train_left.report()
+        print(f"--train {args.train}: " + describe_left_out(report["train_left_out"]))
     print(format_table(report))
     if args.json:
         write_json(args.json, report)

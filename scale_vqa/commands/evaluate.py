@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from scale_vqa.commands._common import add_strict_argument
+
 CONTROL_NAMES = "full,blind,shuffled,single,circular"
 
 
@@ -69,6 +71,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--max-new-tokens", type=int, default=256, help="generation length of --model")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_strict_argument(
+        p,
+        help="refuse the split at its first unusable row (identical or repeated options, "
+        "answer outside the options, no question) instead of leaving such rows out and "
+        "listing them in the report",
+    )
     p.set_defaults(func=run)
 
 
@@ -131,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=not args.quiet,
         on_warning=lambda msg: print(f"warning: {msg}", file=sys.stderr),
+        strict=args.strict,
     )
     report = {"dataset": str(args.dataset), "split": args.split, "limit": args.limit, **report}
     write_json(out / "report.json", report)

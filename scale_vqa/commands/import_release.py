@@ -15,26 +15,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "import-release",
         help="convert the official Scale-VQA JSON release into a Parquet dataset folder",
         description=(
-            "Convert a Scale-VQA release file (e.g. data/val.json of iMVR-PL/ScaleReasoner-R1) "
-            "into Parquet shards plus a README dataset card that datasets.load_dataset(DIR) "
-            "reads, and report the release's known faults (missing images, rationales that "
-            "name another letter than the key, duplicates, answer-letter balance)."
+            "Convert Scale-VQA release files (e.g. data/val.json and data/test.json of "
+            "iMVR-PL/ScaleReasoner-R1) into one dataset folder (Parquet shards plus a README "
+            "dataset card that datasets.load_dataset(DIR) reads), one split per file, and "
+            "report the release's faults: unusable records (identical or repeated options, "
+            "answer outside the options, no question), which are left out and listed by "
+            "their No; missing images; rationales that name another letter than the key; "
+            "duplicates; answer-letter balance."
         ),
     )
-    p.add_argument("release", type=Path, metavar="RELEASE.json", help="the release JSON file")
+    p.add_argument(
+        "release",
+        type=Path,
+        nargs="+",
+        metavar="RELEASE.json",
+        help="release JSON file(s); each file's split comes from its name: val, valid, "
+        "validation or dev -> validation; test -> test; train -> train. A file whose name "
+        "names no split is an error unless --split is given (one file only)",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="dataset folder to write")
     p.add_argument(
         "--images",
         type=Path,
         metavar="ROOT",
-        help="folder the release's image paths are relative to; without it the dataset is "
-        "text-only",
+        help="folder the release's image paths are relative to (every path is resolved and "
+        "must stay inside ROOT, symbolic links included); without it the dataset is text-only",
     )
     p.add_argument("--report", type=Path, metavar="FILE.json", help="write the integrity report")
     p.add_argument(
         "--split",
         choices=("train", "validation", "test"),
-        help="split name (default: from the file name: val -> validation, test, train)",
+        help="split of a single file (default: from the file name; no default for a file "
+        "such as release.json whose name names no split)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a file with any unusable record instead of leaving the record out",
     )
     p.add_argument(
         "--max-shard-mb",
@@ -52,19 +69,20 @@ def run(args: argparse.Namespace) -> int:
     from curation.io import atomic_write_text
     from scale_vqa.release import import_release, summarize
 
-    if args.max_shard_mb <= 0:
+    if not args.max_shard_mb > 0:
         raise ConfigError(f"--max-shard-mb is {args.max_shard_mb}; give a positive size")
     start = time.perf_counter()
-    imp, result = import_release(
+    imps, result = import_release(
         args.release,
         args.out,
         split=args.split,
         images_root=args.images,
         max_shard_bytes=int(args.max_shard_mb * 2**20),
         progress=sys.stderr.isatty(),
+        strict=args.strict,
     )
     if args.report:
-        report = dict(imp.report)
+        report = dict(imps[0].report) if len(imps) == 1 else {"files": [i.report for i in imps]}
         report["output"] = {
             "folder": str(args.out),
             "shards": [
@@ -73,12 +91,14 @@ def run(args: argparse.Namespace) -> int:
             ],
         }
         atomic_write_text(args.report, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    print(summarize(imp.report))
-    if imp.text_only:
+    for imp in imps:
+        print(summarize(imp.report))
+    if all(i.text_only for i in imps):
         print("text-only: no images embedded (pass --images ROOT to embed them)")
+    splits = ", ".join(f"{i.split!r} <- {i.path.name}" for i in imps)
     print(
         f"wrote {args.out}: {len(result.shards)} shard(s), {result.total_bytes} bytes, "
-        f"split {imp.split!r}, in {time.perf_counter() - start:.1f} s"
+        f"split(s) {splits}, in {time.perf_counter() - start:.1f} s"
     )
     if args.report:
         print(f"report: {args.report}")

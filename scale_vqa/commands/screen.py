@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from scale_vqa.commands._common import add_organs_dir_argument
+from scale_vqa.commands._common import add_organs_dir_argument, add_strict_argument
 from scale_vqa.commands.audit import add_adversary_arguments
 
 
@@ -62,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="least excess over chance (fraction) for an adversary to flag",
     )
     add_adversary_arguments(p)
+    add_strict_argument(p)
     p.set_defaults(func=run)
 
 
@@ -95,14 +96,15 @@ def run(args: argparse.Namespace) -> int:
     from curation.aflite import AFLite
     from curation.errors import ConfigError
     from curation.io import atomic_write_jsonl
-    from curation.records import read_questions, write_questions
+    from curation.records import describe_left_out, load_questions_file, write_questions
     from curation.screen import format_report, screen
     from scale_vqa.commands._common import write_json
     from scale_vqa.commands.audit import build_battery
 
     if args.rounds < 0:
         raise ConfigError(f"--rounds is {args.rounds}; give 0 or more")
-    questions = list(read_questions(args.questions))
+    questions, left = load_questions_file(args.questions, strict=args.strict)
+    print(describe_left_out(left.report()))
     battery = build_battery(args, args.questions.parent)
     embedder = next((a.embedder for a in battery if getattr(a, "embedder", None)), None)
     aflite = None
@@ -131,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     write_questions(args.out, result.kept)
     report = dict(result.report)
     report["input"] = str(args.questions)
+    report["left_out"] = left.report()
     report["output"] = str(args.out)
     if args.dropped:
         rows = []
