@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "publish",
     "screen",
     "simulate",
+    "tiny_model",
     "train",
 )
 
