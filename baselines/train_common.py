@@ -253,20 +253,44 @@ def fit_and_save(
     add_callbacks(trainer, processor, out, config, validation)
     run_trainer(trainer, config, out)
     log = list(trainer.state.log_history)
-    save_trained(trainer.model, processor, out, log)
     metrics = metrics_rows(log)
-    write_metrics(out / "metrics.jsonl", metrics)
-    plot_curves(metrics, out / "curves.png", title=out.name)
+    if save_model(trainer, out):  # the main process writes the rest
+        save_trained(None, processor, out, log)
+        write_metrics(out / "metrics.jsonl", metrics)
+        plot_curves(metrics, out / "curves.png", title=out.name)
     return {"steps": trainer.state.global_step, "rows": rows, "log": log, "out": str(out),
             "metrics": metrics}  # fmt: skip
 
 
-def save_trained(model: Any, processor: Any, out_dir: Path, log: list[dict[str, Any]]) -> Path:
-    """Save the model (LoRA merged in), the processor and ``train_log.json``."""
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
+def save_model(trainer: Any, out: Path) -> bool:
+    """Save the trained weights into ``out``; return whether this is the main process.
+
+    Under DeepSpeed ZeRO-3 the trainer gathers the sharded weights (``save_model``; with
+    LoRA that saves the adapters); otherwise the main process saves the unwrapped model
+    with any LoRA adapters merged in.
+    """
+    acc = trainer.accelerator
+    plugin = getattr(acc.state, "deepspeed_plugin", None)
+    if plugin is not None and getattr(plugin, "zero_stage", 0) == 3:
+        trainer.save_model(str(out))
+    elif acc.is_main_process:
+        save_trained(acc.unwrap_model(trainer.model), None, out, None)
+    acc.wait_for_everyone()
+    return bool(acc.is_main_process)
+
+
+def save_trained(
+    model: Any, processor: Any, out_dir: Path, log: list[dict[str, Any]] | None
+) -> Path:
+    """Save what is given of the model (LoRA merged in), the processor and
+    ``train_log.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
+    if model is not None:
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        model.save_pretrained(out_dir)
+    if processor is None or log is None:
+        return out_dir
     processor.save_pretrained(out_dir)
     _public_processor_class(out_dir)
     text = json.dumps(log, indent=1, sort_keys=True) + "\n"
