@@ -38,14 +38,16 @@ class RolloutShuffle:
 
     Reads the columns ``question``, ``options``, ``answer``, ``images`` and
     ``magnifications`` and returns trl's ``prompt``, ``images``, ``answer`` and
-    ``options`` (``prompt`` rebuilt by :func:`baselines.prompts.conversation`).
+    ``options`` (``prompt`` rebuilt by :func:`baselines.prompts.conversation`), with
+    ``question`` and ``magnifications`` passed through.
     """
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = random.Random(seed)
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {"prompt": [], "images": [], "answer": [], "options": []}
+        keys = ("prompt", "images", "answer", "options", "question", "magnifications")
+        out: dict[str, list[Any]] = {k: [] for k in keys}
         for i, question in enumerate(batch["question"]):
             options, answer = shuffle_options(batch["options"][i], batch["answer"][i], self.rng)
             images = list(batch["images"][i] or [])
@@ -55,8 +57,7 @@ class RolloutShuffle:
                 "images": images,
                 "magnifications": list(batch["magnifications"][i] or []),
             }
-            out["prompt"].append(conversation(example))
-            out["images"].append(images)
-            out["answer"].append(answer)
-            out["options"].append(options)
+            example.update(prompt=conversation(example), answer=answer)
+            for k in keys:
+                out[k].append(example[k])
         return out

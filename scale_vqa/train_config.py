@@ -264,10 +264,7 @@ def load_train_run(
 def redact(obj: Any) -> Any:
     """``obj`` with the values of secret-looking keys (token, password, ...) replaced."""
     if isinstance(obj, dict):
-        return {
-            k: "<redacted>" if SECRET_KEY.search(str(k)) else redact(v)
-            for k, v in obj.items()
-        }
+        return {k: "<redacted>" if SECRET_KEY.search(str(k)) else redact(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [redact(v) for v in obj]
     return obj

@@ -129,13 +129,15 @@ def describe_dataset(run: TrainRun) -> list[str]:
 def trainer_fields(run: TrainRun) -> tuple[str, dict[str, Any]]:
     """The trl config class name and its keyword arguments, checked by building it."""
     if run.method == "grpo":
-        from baselines.grpo import grpo_config_fields
         from trl import GRPOConfig as cls
+
+        from baselines.grpo import grpo_config_fields
 
         fields = grpo_config_fields(run.train, run.out)
     else:
-        from baselines.sft import sft_config_fields
         from trl import SFTConfig as cls
+
+        from baselines.sft import sft_config_fields
 
         fields = sft_config_fields(run.train, run.out)
     try:
@@ -161,13 +163,20 @@ def dry_run(run: TrainRun) -> str:
         funcs, weights = reward_setup(c)
         terms = " + ".join(f"{w:g} x {f.__name__}" for f, w in zip(funcs, weights, strict=True))
         lines.append(f"rewards:  reward = {terms}")
+        shuffle = "on" if c.shuffle_options else "off"
         lines.append(f"rollouts: {c.num_generations} per question; KL beta {c.beta:g}; "
-                     f"option order shuffled per rollout: {'on' if c.shuffle_options else 'off'}")  # fmt: skip
-        lines.append(f"generation: {'vLLM (' + c.vllm_mode + ')' if c.use_vllm else 'transformers'}")
+                     f"option order shuffled per rollout: {shuffle}")  # fmt: skip
+        lines.append(
+            f"generation: {'vLLM (' + c.vllm_mode + ')' if c.use_vllm else 'transformers'}"
+        )
     if c.max_pixels:
-        lines.append(f"images:   at most {c.max_pixels} pixels each (~{c.max_pixels // 784} tokens)")
+        lines.append(
+            f"images:   at most {c.max_pixels} pixels each (~{c.max_pixels // 784} tokens)"
+        )
     length = f"{c.max_steps} steps" if c.max_steps else f"{c.epochs:g} epochs"
-    lines.append(f"length:   {length}; {'LoRA r=' + str(c.lora_r) if c.lora else 'full fine-tuning'}")
+    lines.append(
+        f"length:   {length}; {'LoRA r=' + str(c.lora_r) if c.lora else 'full fine-tuning'}"
+    )
     if c.val_every:
         lines.append(f"validation: every {c.val_every} steps on up to {c.val_limit} rows of "
                      f"'{run.validation_split}'")  # fmt: skip
