@@ -165,8 +165,10 @@ def test_dry_run_of_the_paper_config_prints_the_trainer_args(tmp_path, monkeypat
     assert "Qwen/Qwen2.5-VL-7B-Instruct: not checked offline" in out
     assert "reward = 0.8 x accuracy_reward + 0.2 x format_reward" in out
     assert "option order shuffled per rollout: on" in out
-    expected = ["num_generations: 5", "beta: 0.01", "reward_weights: [0.8, 0.2]",
-                "num_train_epochs: 5.0", "max_steps: -1", "per_device_train_batch_size: 5"]  # fmt: skip
+    expected = [
+        "num_generations: 5", "beta: 0.01", "reward_weights: [0.8, 0.2]",
+        "num_train_epochs: 5.0", "max_steps: -1", "per_device_train_batch_size: 5",
+    ]  # fmt: skip
     for line in expected:
         assert f"  {line}\n" in out, line
     assert not list(tmp_path.iterdir())  # nothing written, nothing downloaded
