@@ -4,7 +4,9 @@
 :func:`baselines.evaluate.evaluate` (the ``full`` condition, greedy decoding, the same
 prompt and answer extraction as ``scale-vqa evaluate``) before the first step, every
 ``every`` steps and after the last, and appends ``{"step", "val/accuracy", "val/n",
-"val/unparseable"}`` to the trainer's log history (so it is kept in checkpoints).
+"val/unparseable", "val/format_rate"}`` (the share of greedy replies that are exactly
+``<think>...</think><answer>X</answer>``) to the trainer's log history (so it is kept
+in checkpoints).
 :class:`MetricsCallback` appends each logged step to ``metrics.jsonl`` as training goes,
 so a long run can be watched; the finished run rewrites the file whole
 (:func:`baselines.train_log.write_metrics`).
@@ -47,16 +49,17 @@ class ValidationCallback(TrainerCallback):
         """Accuracy of ``model`` (put back into training mode afterwards)."""
         from baselines.evaluate import evaluate
         from baselines.infer import TransformersPredictor
+        from baselines.rewards import format_reward
 
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         side = getattr(tokenizer, "padding_side", None)
         was_training = model.training
         model.eval()
         try:
-            predictor = TransformersPredictor(
+            predictor = _Recording(TransformersPredictor(
                 model, self.processor, name="validation",
                 max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-            )  # fmt: skip
+            ))  # fmt: skip
             report = evaluate(self.rows, predictor, "full", seed=self.seed, progress=False)
         finally:
             if was_training:
@@ -64,8 +67,10 @@ class ValidationCallback(TrainerCallback):
             if side is not None:
                 tokenizer.padding_side = side
         full = report["conditions"]["full"]
+        formatted = format_reward(predictor.replies)
         return {"val/accuracy": full["accuracy"], "val/n": full["n"],
-                "val/unparseable": full["unparseable"]}  # fmt: skip
+                "val/unparseable": full["unparseable"],
+                "val/format_rate": sum(formatted) / max(1, len(formatted))}  # fmt: skip
 
     def _run(self, state: Any, model: Any) -> None:
         step = int(state.global_step)
@@ -86,6 +91,20 @@ class ValidationCallback(TrainerCallback):
 
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any):
         self._run(state, model)
+
+
+class _Recording:
+    """A predictor that keeps the replies of the predictor it wraps."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.replies: list[str] = []
+
+    def predict(self, examples: Any) -> list[str]:
+        replies = self.inner.predict(examples)
+        self.replies.extend(replies)
+        return replies
 
 
 def _zero3(model: Any) -> bool:

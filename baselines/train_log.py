@@ -3,8 +3,9 @@
 The lines come from the trainer's log history (trl's keys as logged: ``reward``,
 ``rewards/<function>/mean``, ``kl``, ``completions/mean_length``, ``loss``, ...) merged by
 step with the validation entries of :class:`baselines.train_callbacks.ValidationCallback`
-(``val/accuracy``, ``val/n``). ``format_rate`` repeats ``rewards/format_reward/mean``:
-the share of replies that are exactly ``<think>...</think><answer>X</answer>``.
+(``val/accuracy``, ``val/n``, ``val/format_rate``). ``format_rate`` repeats
+``rewards/format_reward/mean``: the share of rollouts that are exactly
+``<think>...</think><answer>X</answer>``.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def _series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], lis
 def plot_curves(
     rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], title: str = ""
 ) -> None:
-    """Reward (total and per function), format rate and validation accuracy against step
-    (the training loss for SFT, where there is no reward); PNG written atomically."""
+    """Reward (total and per function), format rate (of the rollouts, and of the greedy
+    validation replies) and validation accuracy against step (the training loss for SFT,
+    where there is no reward); PNG written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,7 +69,7 @@ def plot_curves(
     top = (["reward"] if "reward" in keys else []) + reward_keys
     panels = [
         ("reward" if top else "loss", top or ["loss"]),
-        ("format rate", ["format_rate"]),
+        ("format rate", ["format_rate", "val/format_rate"]),
         ("validation accuracy", ["val/accuracy"]),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))

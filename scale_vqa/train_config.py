@@ -250,14 +250,13 @@ def load_train_run(
     config: str | os.PathLike[str] | None, method: str, overrides: dict[str, Any]
 ) -> TrainRun:
     """The run from ``config`` (a file or a shipped name; optional) and ``overrides``
-    (dotted keys; ``None`` values are ignored), validated."""
+    (dotted keys; a ``None`` value sets null, e.g. ``max_steps`` to train by epochs)."""
     if method not in METHODS:
         raise ConfigError(f"method {method!r}: use one of {', '.join(METHODS)}")
     path = resolve_config(config) if config is not None else None
     data = read_yaml(path) if path is not None else {}
     for key, value in overrides.items():
-        if value is not None:
-            set_dotted(data, key, value)
+        set_dotted(data, key, value)
     return parse_train(data, method, str(path) if path is not None else "(command line)")
 
 

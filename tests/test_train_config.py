@@ -141,6 +141,7 @@ def test_two_step_grpo_from_a_config(tmp_path, dataset_dir, tiny, capsys):
                     + r["rewards/shaped_reward/mean"])  # fmt: skip
         assert r["reward"] == pytest.approx(weighted, abs=1e-6)  # trl applied the weights
     assert rows[0]["val/n"] == 2 and 0.0 <= rows[0]["val/accuracy"] <= 1.0
+    assert 0.0 <= rows[0]["val/format_rate"] <= 1.0
     from PIL import Image
 
     with Image.open(out / "curves.png") as im:
@@ -192,7 +193,7 @@ def test_precedence_file_then_flags_then_set(tmp_path, monkeypatch):
     args = build_parser().parse_args(
         ["train", "grpo", "other-ds", "--config", str(PAPER), "--beta", "0.04", "--lora",
          "--rewards", "accuracy:1,shaped:0.5", "--set", "validation.limit=3",
-         "--set", "lora.r=8", "--set", "beta=0.05"]
+         "--set", "lora.r=8", "--set", "beta=0.05", "--set", "max_pixels=null"]
     )  # fmt: skip
     run = load_train_run(args.config, "grpo", overrides(args))
     c = run.train
@@ -201,7 +202,7 @@ def test_precedence_file_then_flags_then_set(tmp_path, monkeypatch):
     assert c.lora and c.lora_r == 8 and c.lora_alpha == 128  # flag + --set + file
     assert c.rewards == ("accuracy", "shaped") and c.reward_weights == (1.0, 0.5)
     assert c.val_limit == 3 and c.val_every == 50 and c.num_generations == 5  # file kept
-    assert c.max_steps is None and c.epochs == 5
+    assert c.max_steps is None and c.epochs == 5 and c.max_pixels is None  # null wins
     plain = load_train_run(None, "sft", {"model": "m", "dataset": "d", "out": "o"}).train
     assert plain.max_steps == 100 and plain.learning_rate == 2e-5 and not plain.lora
 
