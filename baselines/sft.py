@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from baselines.grpo import (
+from baselines.grpo import example_columns
+from baselines.train_common import (
     TrainConfig,
-    example_columns,
     fit_and_save,
     load_model_and_processor,
     lora_config,
@@ -54,13 +54,21 @@ def sft_dataset(split: Any, limit: int | None = None) -> Any:
     return datasets.Dataset.from_list(rows)
 
 
+def sft_config_fields(config: TrainConfig, out: Path) -> dict[str, Any]:
+    """Every keyword argument of ``trl.SFTConfig`` for ``config`` (also shown by a dry run)."""
+    return trainer_args(config, out, max_length=None)
+
+
 def train_sft(
     model_path: str | os.PathLike[str],
     split: Any,
     out_dir: str | os.PathLike[str],
     config: TrainConfig | None = None,
+    validation: Any = None,
 ) -> dict[str, Any]:
-    """Run SFT on ``split``; save to ``out_dir``; return a summary (steps, log history)."""
+    """Run SFT on ``split``; save to ``out_dir``; return a summary (steps, log history).
+
+    ``validation``: a split scored every ``config.val_every`` steps."""
     from trl import SFTConfig, SFTTrainer
 
     config = config or TrainConfig(learning_rate=2e-5)
@@ -68,7 +76,7 @@ def train_sft(
     out = Path(out_dir)
     dataset = sft_dataset(split, config.limit)
     model, processor = load_model_and_processor(model_path, config.max_pixels)
-    args = SFTConfig(**trainer_args(config, out, max_length=None))
+    args = SFTConfig(**sft_config_fields(config, out))
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -76,4 +84,4 @@ def train_sft(
         processing_class=processor,
         peft_config=lora_config(config),
     )
-    return fit_and_save(trainer, processor, out, config, rows=len(dataset))
+    return fit_and_save(trainer, processor, out, config, len(dataset), validation)

@@ -32,6 +32,7 @@ COMMANDS: tuple[str, ...] = (
     "review_report",
     "screen",
     "simulate",
+    "tiny_model",
     "train",
 )
 

@@ -25,13 +25,13 @@ from baselines.answers import extract_answer
 from baselines.evaluate import evaluate, format_table, load_split, rotate, slide_derangement
 from baselines.infer import EndpointPredictor, Predictor
 from baselines.prompts import content_blocks, conversation, openai_messages
+from baselines.tiny_model import build_tiny_qwen
 from curation.errors import ConfigError, HubError, InputError
 from curation.llm import LLMClient, LLMConfig
 from scale_vqa.build import write_dataset
 from scale_vqa.cli import main
 from scale_vqa.schema import Row
 from tests.openai_server import OpenAIServer
-from tests.tiny_qwen import build_tiny_qwen
 
 N_ROWS = 16
 MAGS = [5.0, 10.0, 40.0]

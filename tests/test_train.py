@@ -18,11 +18,11 @@ from baselines.evaluate import load_split
 from baselines.grpo import TrainConfig, train_grpo
 from baselines.rewards import accuracy_reward, format_reward, shaped_reward
 from baselines.sft import train_sft
+from baselines.tiny_model import build_tiny_qwen
 from curation.errors import ConfigError
 from scale_vqa.build import write_dataset
 from scale_vqa.cli import main
 from scale_vqa.schema import Row
-from tests.tiny_qwen import build_tiny_qwen
 
 MAGS = [5.0, 10.0, 40.0]
 

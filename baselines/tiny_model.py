@@ -1,13 +1,41 @@
-"""A tiny, randomly initialised Qwen2.5-VL checkpoint built offline, shared by tests.
+"""A tiny, randomly initialised Qwen2.5-VL checkpoint built offline (``scale-vqa tiny-model``).
 
 About 0.2 M parameters, a few-hundred-token byte-level BPE with Qwen's chat and vision
 special tokens, trl's Qwen2.5-VL chat template and a PIL image processor with a small
-``max_pixels``; builds and saves in well under a second (see STACK.md).
+``max_pixels``; builds and saves in well under a second. It answers at random: it exists
+so that training, evaluation and the tests run on any CPU machine with no download.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
+
+from curation.errors import InputError
+
+
+def make_tiny_model(out: str | os.PathLike[str]) -> Path:
+    """Write the tiny model into ``out`` (a new or empty folder), atomically.
+
+    Raises :class:`InputError` when ``out`` exists and is not empty.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(
+            f"{out}: already exists and is not empty; remove it or choose another folder"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        build_tiny_qwen(scratch)
+        if out.exists():
+            out.rmdir()
+        os.replace(scratch, out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return out
 
 
 def build_tiny_qwen(out: Path) -> Path:
