@@ -6,13 +6,14 @@ or patient. Three rules close that, each a checker with the signature of
 generator as it forms sets (:mod:`curation.generation.budget`):
 
 - ``premise_conflicts``: a feature that any question states as given (its premise, or a
-  claim every option makes alike) is never a feature another question of the same patient
-  (else slide) tests. Compared at the feature level, across scales: "X at low power" and "X
-  at medium power" inform each other.
+  claim every option makes alike) is never a feature another question of the same zoom
+  path tests, and the diagnosis never one of the same patient (``scope="patient"``: no
+  feature either, across the patient's paths). Compared at the feature level, across
+  scales: "X at low power" and "X at medium power" inform each other.
 - ``diagnosis_narrowing``: one patient's diagnosis questions offer one and the same list of
   diagnoses (else their lists, intersected, narrow the diagnosis down).
-- ``key_coupling``: no two questions of one zoom path test an overlapping feature (knowing
-  or deducing one key would fix or narrow the other).
+- ``key_coupling``: no two questions of one zoom path test the same fact (a feature at one
+  scale; the diagnosis): knowing or deducing one key would fix or narrow the other.
 
 Everything is read from the provenance in ``Question.extra`` (``premise``, ``claims``), over
 claims of any shape: a claim is a list whose last element is its truth value; the *fact*
@@ -111,35 +112,55 @@ def _profiles(questions: Sequence[Question]) -> list[tuple[Question, Profile]]:
     return [(q, p) for q in questions if (p := question_profile(q)) is not None]
 
 
-def check_premise_conflicts(
-    questions: Sequence[Question], annotations: Annotations = None, organs: Organs = None
-) -> list[Violation]:
-    """No feature given by one question is tested by another of the same patient (else slide).
+SCOPES = ("path", "patient")
 
-    One violation per question whose tested features another question of its patient gives.
+
+def check_premise_conflicts(
+    questions: Sequence[Question],
+    annotations: Annotations = None,
+    organs: Organs = None,
+    scope: str = "path",
+) -> list[Violation]:
+    """No feature one question gives is tested by another of the same path or patient.
+
+    A feature of a zoom path is compared on its path (``scope="path"``, the default) or on
+    its whole patient, else slide (``scope="patient"``, the strict reading: paths of one
+    patient share tissue); the diagnosis (``"@dx"``) is a fact of the patient, so it is
+    always compared per patient. One violation per question whose tested features another
+    question gives.
     """
-    by_group: dict[str, list[tuple[Question, Profile]]] = defaultdict(list)
-    for q, p in _profiles(questions):
-        by_group[q.group].append((q, p))
+    if scope not in SCOPES:
+        raise ValueError(f"scope {scope!r}: use one of {', '.join(SCOPES)}")
+
+    def unit(q: Question, feature: str) -> str:
+        if feature == DX or scope == "patient":
+            return f"patient/slide {q.group!r}"
+        return f"zoom path {q.path_id!r}"
+
+    givers: dict[tuple[str, str], list[Question]] = defaultdict(list)
+    items = _profiles(questions)
+    for q, p in items:
+        for f in p.given:
+            givers[(unit(q, f), f)].append(q)
     out = []
-    for group, items in sorted(by_group.items()):
-        givers: dict[str, list[Question]] = defaultdict(list)
-        for q, p in items:
-            for f in p.given:
-                givers[f].append(q)
-        for q, p in items:
-            hits = {(f, g.id) for f in p.tested for g in givers.get(f, ()) if g is not q}
-            if hits:
-                f, gid = min(hits)
-                out.append(
-                    Violation(
-                        "premise_conflicts",
-                        q.id,
-                        f"tests {sorted({h[0] for h in hits})} on patient/slide {group!r}, which "
-                        f"question {gid} (and {len(hits) - 1} other pairing(s)) states as given; "
-                        f"a premise must not be what another question of the patient asks",
-                    )
+    for q, p in items:
+        hits = sorted(
+            (unit(q, f), f, g.id)
+            for f in p.tested
+            for g in givers.get((unit(q, f), f), ())
+            if g is not q
+        )
+        if hits:
+            where, _, gid = hits[0]
+            out.append(
+                Violation(
+                    "premise_conflicts",
+                    q.id,
+                    f"tests {sorted({h[1] for h in hits})} on {where}, which question {gid} "
+                    f"(and {len(hits) - 1} other pairing(s)) states as given; a premise must "
+                    f"not be what another question of the path or patient asks",
                 )
+            )
     return out
 
 

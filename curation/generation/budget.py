@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from curation.annotations import Annotation
 from curation.budget import Profile
+from curation.options import DX
 
 RULES = ("premise_conflicts", "diagnosis_narrowing", "key_coupling")
 
@@ -27,16 +28,13 @@ def _any_in(features: frozenset[str], counts: Counter[str]) -> bool:
     return any(counts.get(f, 0) > 0 for f in features)
 
 
-SCOPES = ("patient", "path")
-
-
 class BudgetLedger:
     """Features given and tested per patient (else slide) and per path, diagnosis lists.
 
-    ``scope``: where a premise may not be tested elsewhere, ``"patient"`` (the rule of
-    :func:`curation.budget.check_premise_conflicts`) or ``"path"`` (only on the same zoom
-    path: more questions; the checker then reports the patient-level pairs it allows).
-    Diagnosis lists are always per patient, key coupling always per path.
+    ``scope``: where a feature a question gives may not be tested by another, ``"path"``
+    (its zoom path) or ``"patient"`` (every path of its patient), as in
+    :func:`curation.budget.check_premise_conflicts`; the diagnosis and its option lists are
+    always per patient, key coupling always per path.
     """
 
     def __init__(self, scope: str = "patient") -> None:
@@ -56,8 +54,10 @@ class BudgetLedger:
         self.skips.clear()
         self._sets.clear()
 
-    def _unit(self, a: Annotation) -> str:
-        return a.group if self.scope == "patient" else a.path_id
+    def _unit(self, a: Annotation, feature: str = "") -> str:
+        if self.scope == "patient" or feature == DX:
+            return f"g:{a.group}"
+        return f"p:{a.path_id}"
 
     def blocked(
         self, a: Annotation, profile: Profile, pending: Sequence[Annotation] = ()
@@ -68,11 +68,15 @@ class BudgetLedger:
         """
         if _any_in(profile.tested_facts, self.path_tested[a.path_id]):
             return "key_coupling"
-        unit = self._unit(a)
-        if _any_in(profile.given, self.tested[unit]) or _any_in(profile.tested, self.given[unit]):
-            return "premise_conflicts"
-        if profile.given & profile.tested and any(self._unit(p) == unit for p in pending):
-            return "premise_conflicts"
+        for f in profile.given:
+            if self.tested[self._unit(a, f)].get(f, 0) > 0:
+                return "premise_conflicts"
+        for f in profile.tested:
+            if self.given[self._unit(a, f)].get(f, 0) > 0:
+                return "premise_conflicts"
+        for f in profile.given & profile.tested:
+            if any(self._unit(p, f) == self._unit(a, f) for p in pending):
+                return "premise_conflicts"
         if profile.dx_options is not None:
             lists = self.dx_lists[a.group]
             if any(n > 0 and lst != profile.dx_options for lst, n in lists.items()):
@@ -95,16 +99,17 @@ class BudgetLedger:
             self._count(a, profile, -1)
 
     def _count(self, a: Annotation, profile: Profile, step: int) -> None:
-        unit = self._unit(a)
-        for counts, feats in (
-            (self.given[unit], profile.given),
-            (self.tested[unit], profile.tested),
-            (self.path_tested[a.path_id], profile.tested_facts),
-        ):
+        for book, feats in ((self.given, profile.given), (self.tested, profile.tested)):
             for f in feats:
+                counts = book[self._unit(a, f)]
                 counts[f] += step
                 if counts[f] <= 0:
                     del counts[f]
+        counts = self.path_tested[a.path_id]
+        for f in profile.tested_facts:
+            counts[f] += step
+            if counts[f] <= 0:
+                del counts[f]
         if profile.dx_options is not None:
             lists = self.dx_lists[a.group]
             lists[profile.dx_options] += step

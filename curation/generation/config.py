@@ -36,9 +36,9 @@ class GeneratorConfig:
     ``max_type_share``: likewise, no type above this share of the questions (None: no cap).
     ``information_budget``: skip a path for a set that would break the budget of
     :mod:`curation.budget` there (False: the previous recipe, which leaks across rows).
-    ``budget_scope``: ``"patient"`` (a premise is never tested anywhere on its patient) or
-    ``"path"`` (only on its own zoom path; more questions, but the ``premise_conflicts``
-    checker then reports the pairs across a patient's paths).
+    ``budget_scope``: a feature one question gives is never tested by another question of
+    its zoom path (``"path"``) or of its whole patient (``"patient"``: fewer questions);
+    the diagnosis is always per patient.
     """
 
     max_per_path: int = 4
@@ -52,7 +52,7 @@ class GeneratorConfig:
     split_tolerance: float | None = 0.005
     max_type_share: float | None = 0.35
     information_budget: bool = True
-    budget_scope: str = "patient"
+    budget_scope: str = "path"
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first knob out of range."""
