@@ -165,6 +165,45 @@ def run_corpus(anns: list[Annotation], seed: int, config: dict[str, Any]) -> dic
     return res
 
 
+def demo_figures(out: Path) -> dict[str, Any]:
+    """The demo build's screened questions, and what its generate stage makes with and
+    without the budget (same annotations, seed, split ratios and types as the demo)."""
+    from curation.annotations import read_annotations
+    from scale_vqa.pipeline import demo_config
+
+    work = Path(f"{out}-work")
+    cfg = demo_config(out, work)
+    anns = read_annotations(work / "annotations.jsonl", [str(d) for d in cfg.organs_dir])
+    screened = list(read_questions(work / "screened.jsonl"))
+    res: dict[str, Any] = {
+        "screened": {
+            **per_type_and_path(screened, len(anns)),
+            "checkers": checkers(screened, anns, None),
+            "leak_check_test": leak_check(screened),
+        }
+    }
+    sp = cfg.split
+    for name, budget in (("generated_before", False), ("generated_after", True)):
+        gen = Generator(
+            anns,
+            seed=cfg.seed,
+            organs_dir=[str(d) for d in cfg.organs_dir],
+            ratios=(sp.train, sp.validation, sp.test),
+            config=GeneratorConfig(
+                question_types=tuple(cfg.generation.question_types),
+                split_min_chunk=cfg.generation.split_min_chunk,
+                information_budget=budget,
+            ),
+        )
+        qs = gen.generate()
+        res[name] = {
+            **per_type_and_path(qs, len(anns)),
+            "checkers": checkers(qs, anns, gen.organs),
+            "leak_check_test": leak_check(qs),
+        }
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--paths", type=int, default=1500)
@@ -180,13 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         results["corpora"][f"seed {seed}"] = run_corpus(anns, seed, config)
         print(json.dumps({f"seed {seed}": results["corpora"][f"seed {seed}"]}, indent=1))
     if args.demo:
-        screened = Path(f"{args.demo}-work") / "screened.jsonl"
-        qs = list(read_questions(screened))
-        results["demo"] = {
-            **per_type_and_path(qs, len({q.path_id for q in qs})),
-            "checkers": checkers(qs, None, None),
-            "leak_check_test": leak_check(qs),
-        }
+        results["demo"] = demo_figures(args.demo)
         print(json.dumps({"demo": results["demo"]}, indent=1))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
