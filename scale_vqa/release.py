@@ -710,8 +710,12 @@ def import_release(
     images_root: str | os.PathLike[str] | None = None,
     max_shard_bytes: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> tuple[ReleaseImport, Any]:
-    """:func:`load_release` then :func:`scale_vqa.build.write_dataset`; returns both results."""
+    """:func:`load_release` then :func:`scale_vqa.build.write_dataset`; returns both results.
+
+    ``overwrite``: replace an ``out_dir`` holding files scale-vqa did not write.
+    """
     from scale_vqa.build import DEFAULT_MAX_SHARD_BYTES, write_dataset
 
     imp = load_release(path, split=split, images_root=images_root)
@@ -721,5 +725,6 @@ def import_release(
         release_card(imp),
         max_shard_bytes=max_shard_bytes or DEFAULT_MAX_SHARD_BYTES,
         progress=progress,
+        overwrite=overwrite,
     )
     return imp, result

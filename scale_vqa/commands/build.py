@@ -31,6 +31,11 @@ def register(subparsers: Any) -> None:
         choices=STAGES,
         help=f"rerun this stage even if up to date (repeatable; one of {', '.join(STAGES)})",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the output folder even if scale-vqa did not write it (its files are deleted)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -45,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
         cfg.work = args.work.resolve()
     if args.out:
         cfg.output = args.out.resolve()
-    result = run_pipeline(cfg, force=args.force_stage, quiet=args.quiet)
+    result = run_pipeline(cfg, force=args.force_stage, quiet=args.quiet, overwrite=args.overwrite)
     print(result.summary())
     return 0
