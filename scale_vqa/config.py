@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import ConfigError, InputError
+from curation.organs import SCALES
 from curation.records import QUESTION_TYPES
 from curation.split import DEFAULT_MIN_CHUNK
+from scale_vqa.zoom import MAX_CROP_SIZE, MIN_CROP_SIZE
 
 SLIDE_SUFFIXES: tuple[str, ...] = (
     ".svs",
@@ -356,8 +358,19 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
         raise r.fail("magnifications", f"is {mags!r}; use positive objective powers like 5, 10, 20")
     if any(b <= a for a, b in itertools.pairwise(magnifications)):
         raise r.fail("magnifications", f"is {mags!r}; list them low to high without repeats")
+    if len(magnifications) != len(SCALES):
+        raise r.fail(
+            "magnifications",
+            f"is {mags!r}; give exactly {len(SCALES)} objective powers, low to high (e.g. "
+            "[5, 10, 20]): the questions speak of the low, medium and high power field",
+        )
 
-    size = r.integer("size", 224, minimum=16)
+    size = r.integer("size", 224, minimum=MIN_CROP_SIZE)
+    if size > MAX_CROP_SIZE:
+        raise r.fail(
+            "size",
+            f"is {size}; use a crop side of {MIN_CROP_SIZE}..{MAX_CROP_SIZE} pixels (e.g. 224)",
+        )
     paths_per_slide = r.integer("paths_per_slide", 8, minimum=1)
     allow_upsample = r.boolean("allow_upsample", False)
 
