@@ -47,7 +47,7 @@ class ExtractConfig:
     """Settings of one extraction run (all of them part of the output's identity)."""
 
     magnifications: tuple[float, ...] = (5.0, 10.0, 20.0)
-    size: int = 512
+    size: int = 224
     paths_per_slide: int = 8
     mpp: float | None = None
     seed: int = 0
