@@ -75,7 +75,7 @@ class LLMConfig:
             ok = False
         if not ok:
             raise ConfigError(
-                f"LLM base_url {self.base_url!r} is not a valid http(s) URL with a host "
+                f"LLM base_url {self.base_url!r} is not an http(s) URL with a valid host "
                 "(and port 1-65535); give e.g. base_url=http://localhost:8000/v1 or "
                 "http://[::1]:8000/v1"
             )
