@@ -205,7 +205,8 @@ def check_work_folder(work: str | os.PathLike[str], overwrite: bool = False) -> 
         return
     if not work.is_dir():
         raise ConfigError(f"work folder {work} is a file; choose a folder name that is free")
-    made = is_ours(work) or (work / "stages").is_dir()  # an earlier build's work folder
+    # an earlier build's work folder: its stage records, or its lock
+    made = is_ours(work) or (work / "stages").is_dir() or (work / ".lock").is_file()
     if overwrite or made or not any(work.iterdir()):
         return
     raise ConfigError(

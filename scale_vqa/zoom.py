@@ -22,6 +22,8 @@ UPSAMPLE_TOLERANCE = 0.02
 MIN_CROP_SIZE = 16
 MAX_CROP_SIZE = 4096
 """Crop sides (pixels) this package accepts: a model input, not a whole slide."""
+MAX_PATHS_PER_SLIDE = 10_000
+"""Most zoom paths sampled on one slide."""
 """Relative slack around the scan's own pixel size: within it a crop is read 1:1
 (e.g. 20x = 0.5 um/px from a 0.499 or 0.504 um/px scan) instead of resampled."""
 

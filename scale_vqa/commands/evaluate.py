@@ -50,11 +50,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: eval-MODEL)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffled control")
     p.add_argument(
-        "--cache-dir",
-        type=Path,
-        metavar="DIR",
-        help="endpoint answer cache DIR/llm (default: $SCALE_VQA_CACHE_DIR, else "
-        "~/.cache/scale-vqa)",
+        "--cache-dir", type=Path, metavar="DIR", help="endpoint answer cache (default: OUT/cache)"
     )
     p.add_argument(
         "--batch-size", type=int, default=32, metavar="N", help="examples per predictor call"
@@ -114,10 +110,9 @@ def run(args: argparse.Namespace) -> int:
 
         config = LLMConfig.parse(args.llm)
         out = args.out or Path(f"eval-{_slug(config.model)}")
-        from curation.cache import cache_dir
         from curation.llm import LLMClient
 
-        client = LLMClient(config, cache_dir=cache_dir("llm", args.cache_dir))
+        client = LLMClient(config, cache_dir=args.cache_dir or out / "cache" / "llm")
         predictor = EndpointPredictor(client, image_format=args.image_format)
     else:
         from baselines.infer import TransformersPredictor

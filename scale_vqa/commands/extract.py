@@ -79,10 +79,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the extraction; exit code 1 if any slide failed."""
     from scale_vqa.extract import ExtractConfig, extract_slides
-    from scale_vqa.zoom import MAX_CROP_SIZE, MIN_CROP_SIZE
+    from scale_vqa.zoom import MAX_CROP_SIZE, MAX_PATHS_PER_SLIDE, MIN_CROP_SIZE
 
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers} must be at least 1")
+    if not 0 <= args.paths_per_slide <= MAX_PATHS_PER_SLIDE:
+        raise ConfigError(
+            f"--paths-per-slide {args.paths_per_slide}: give 0..{MAX_PATHS_PER_SLIDE} zoom paths"
+        )
     if not MIN_CROP_SIZE <= args.size <= MAX_CROP_SIZE:
         raise ConfigError(
             f"--size {args.size}: give a crop side of {MIN_CROP_SIZE}..{MAX_CROP_SIZE} pixels"
