@@ -376,7 +376,8 @@ def _organ_files(dirs: Sequence[Path]) -> dict[str, Path]:
             continue
         if not d.is_dir():
             if d != BUILTIN_DIR:
-                raise InputError(f"organs folder {d} does not exist; check --organs-dir/{ENV_VAR}")
+                why = "is not a folder nor a .yaml file" if d.exists() else "does not exist"
+                raise InputError(f"organs folder {d} {why}; check --organs-dir/{ENV_VAR}")
             continue
         for p in sorted(d.iterdir()):
             if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file():

@@ -45,6 +45,7 @@ def check_replaceable(path: str | os.PathLike[str], overwrite: bool = False) -> 
             f"output folder {path} is a file; choose a folder name that is free or a folder "
             "scale-vqa wrote"
         )
+    _refuse_precious(path)
     if overwrite or is_ours(path) or not any(path.iterdir()):
         return
     raise ConfigError(
@@ -52,6 +53,18 @@ def check_replaceable(path: str | os.PathLike[str], overwrite: bool = False) -> 
         "would be replaced as a whole; choose a new or empty folder, or pass --overwrite to "
         "replace it"
     )
+
+
+def _refuse_precious(path: Path) -> None:
+    """Never replace the current folder, the home folder, or a folder holding either."""
+    real = path.resolve()
+    for name, where in (("the current folder", Path.cwd()), ("your home folder", Path.home())):
+        where = where.resolve()
+        if _inside(where, real):
+            raise ConfigError(
+                f"output folder {path} is or holds {name} ({where}); it is never replaced, "
+                "even with --overwrite: choose a folder of its own, e.g. ./dataset"
+            )
 
 
 def check_writable(path: str | os.PathLike[str], what: str = "output folder") -> None:

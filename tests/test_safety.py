@@ -171,6 +171,19 @@ def test_user_folders_are_refused_by_demo_build_and_import_release(tmp_path, pro
     assert afile.read_text() == "keep"
 
 
+def test_overwrite_never_replaces_the_current_or_home_folder(tmp_path, monkeypatch, capsys):
+    home, cwd = tmp_path / "home", tmp_path / "home" / "project" / "sub"
+    cwd.mkdir(parents=True)
+    (cwd / "notes.txt").write_text("keep")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    for out in (".", "..", str(home), str(tmp_path)):
+        assert main(["demo", "--out", out, "--overwrite", "--quiet"]) == 1
+        refused(capsys, "never replaced, even with --overwrite")
+    assert (cwd / "notes.txt").read_text() == "keep"
+    assert sorted(p.name for p in home.rglob("*")) == ["notes.txt", "project", "sub"]
+
+
 def test_write_dataset_refuses_a_folder_it_did_not_write(tmp_path):
     from curation.errors import ConfigError
 
