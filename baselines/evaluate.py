@@ -82,6 +82,26 @@ def _why(exc: BaseException) -> str:
     return line(exc) if root is exc else f"{line(exc)}; cause: {line(root)}"
 
 
+def check_shards(path: Path) -> None:
+    """Read every Parquet footer under ``path``: a damaged shard is an InputError naming it.
+
+    Cheap (footers only), and needed: ``datasets`` may answer from its cache of an earlier,
+    intact copy of the same folder.
+    """
+    import pyarrow.parquet as pq
+
+    for shard in sorted(path.rglob("*.parquet")):
+        if any(part.startswith(".") for part in shard.relative_to(path).parts):
+            continue
+        try:
+            pq.read_metadata(shard)
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
+            raise InputError(
+                f"{path}: shard {shard.relative_to(path)} is damaged ({_why(exc)}); the "
+                "folder is damaged or incomplete: rebuild it"
+            ) from None
+
+
 def load_folder(path: str | os.PathLike[str]) -> Any:
     """``datasets.load_dataset(folder)`` (all splits), or :class:`InputError` saying why not.
 
@@ -96,6 +116,7 @@ def load_folder(path: str | os.PathLike[str]) -> Any:
             f"{path}: not a dataset folder (no README.md with configs and no Parquet "
             "files); build one with `scale-vqa build` or pass a Hub id"
         )
+    check_shards(path)
     try:
         return datasets.load_dataset(str(path))
     except Exception as exc:  # datasets raises many kinds for a broken folder

@@ -71,6 +71,8 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
     invalid JSON, or lines that are not JSON objects.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a JSONL file, one JSON object per line")
     if not path.is_file():
         raise InputError(f"{path}: no such file; check the path")
     with path.open("rb") as fh:
