@@ -128,7 +128,8 @@ class Organ:
 
 
 def _is_prob(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= float(v) <= 1.0
+    # compared as is: float() of a 400-digit int overflows; NaN compares False
+    return isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1
 
 
 def _entries(
