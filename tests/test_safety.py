@@ -491,3 +491,58 @@ def test_os_errors_are_one_line(tmp_path, capsys):
         argv = ["audit", str(src), "--no-embeddings", "--adversaries", "longest"]
         assert main([*argv, "--json", str(locked / "r.json")]) == 1
     refused(capsys, str(locked))
+
+
+# ------------------------------------------------------ beyond the table
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (os.urandom(64) + b"\xff\n", "not UTF-8 text"),
+        (b'{"a": ' + b"9" * 5000 + b"}\n", "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000 + b"\n", "not valid JSON"),
+    ],
+)
+def test_hostile_jsonl_is_one_error_line(tmp_path, capsys, content, needle):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(content)
+    for argv in (
+        ["generate", str(bad), "--out", str(tmp_path / "q.jsonl")],
+        ["audit", str(bad), "--no-embeddings"],
+        ["evidence", str(bad), "--out", str(tmp_path / "e.jsonl")],
+    ):
+        assert main(argv) == 1
+        refused(capsys, "bad.jsonl:1", needle)
+
+
+def test_a_byte_order_mark_is_tolerated(tmp_path):
+    from curation.io import read_jsonl
+
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n{"b": 2}\n')
+    assert [obj for _, obj in read_jsonl(path)] == [{"a": 1}, {"b": 2}]
+
+
+def test_binary_config_and_folders_where_files_belong(project, tmp_path, capsys):
+    (project / "build.yaml").write_bytes(os.urandom(200) + b"\xff")
+    assert main(["build", "--config", str(project / "build.yaml")]) == 1
+    refused(capsys, "not a UTF-8 text file")
+    assert main(["generate", str(tmp_path), "--out", str(tmp_path / "q.jsonl")]) == 1
+    refused(capsys, "is a folder")
+
+
+def test_counts_that_would_never_finish_are_refused(tmp_path, capsys, cmu_slide):
+    assert main(["simulate", "--out", str(tmp_path / "s.jsonl"), "--paths", "9" * 30]) == 1
+    refused(capsys, "1..1,000,000")
+    argv = ["extract", str(cmu_slide), "--out", str(tmp_path / "z"), "--paths-per-slide"]
+    assert main([*argv, "100000000000"]) == 1
+    refused(capsys, "0..10000")
+
+
+def test_a_huge_prevalence_is_a_validation_problem(tmp_path, capsys):
+    text = (REPO / "examples" / "organs" / "tongue.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "tongue.yaml"
+    bad.write_text(text.replace("prevalence: 0.04", "prevalence: " + "9" * 401, 1))
+    assert main(["organs", "validate", str(bad)]) == 1
+    assert "is not a probability" in capsys.readouterr().err
