@@ -71,8 +71,60 @@ def is_dataset_folder(path: Path) -> bool:
 
 
 def _why(exc: BaseException) -> str:
-    """``Type: first line of the message`` (at most 200 characters of it)."""
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+    """``Type: first line of the message`` (at most 200 characters), and of its root cause."""
+
+    def line(e: BaseException) -> str:
+        text = str(e).strip()
+        return f"{type(e).__name__}: {text.splitlines()[0][:200] if text else ''}".rstrip(": ")
+
+    root = exc
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    return line(exc) if root is exc else f"{line(exc)}; cause: {line(root)}"
+
+
+def check_shards(path: Path) -> None:
+    """Read every Parquet footer under ``path``: a damaged shard is an InputError naming it.
+
+    Cheap (footers only), and needed: ``datasets`` may answer from its cache of an earlier,
+    intact copy of the same folder.
+    """
+    import pyarrow.parquet as pq
+
+    for shard in sorted(path.rglob("*.parquet")):
+        if any(part.startswith(".") for part in shard.relative_to(path).parts):
+            continue
+        try:
+            pq.read_metadata(shard)
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
+            raise InputError(
+                f"{path}: shard {shard.relative_to(path)} is damaged ({_why(exc)}); the "
+                "folder is damaged or incomplete: rebuild it"
+            ) from None
+
+
+def load_folder(path: str | os.PathLike[str]) -> Any:
+    """``datasets.load_dataset(folder)`` (all splits), or :class:`InputError` saying why not.
+
+    A damaged build (truncated, random, empty or missing shard; broken card) is an
+    :class:`InputError` naming the folder and the cause, never a library traceback.
+    """
+    import datasets
+
+    path = Path(path)
+    if not is_dataset_folder(path):
+        raise InputError(
+            f"{path}: not a dataset folder (no README.md with configs and no Parquet "
+            "files); build one with `scale-vqa build` or pass a Hub id"
+        )
+    check_shards(path)
+    try:
+        return datasets.load_dataset(str(path))
+    except Exception as exc:  # datasets raises many kinds for a broken folder
+        raise InputError(
+            f"{path}: cannot load as a dataset ({_why(exc)}); the folder is damaged or "
+            "incomplete: rebuild it"
+        ) from None
 
 
 def load_hub_dataset(repo_id: str) -> Any:
@@ -98,20 +150,11 @@ def load_split(source: str | os.PathLike[str], split: str = "test") -> Any:
     Raises :class:`InputError` for a path that is not a dataset, :class:`HubError` when a
     Hub id cannot be loaded (e.g. no network), :class:`InputError` for an unknown split.
     """
-    import datasets
 
     path = Path(source)
     text = str(source)
     if path.is_dir():
-        if not is_dataset_folder(path):
-            raise InputError(
-                f"{path}: not a dataset folder (no README.md with configs and no Parquet "
-                "files); build one with `scale-vqa build` or pass a Hub id"
-            )
-        try:
-            dsd = datasets.load_dataset(str(path))
-        except Exception as exc:  # datasets raises many kinds for a broken folder
-            raise InputError(f"{path}: cannot load as a dataset ({_why(exc)})") from None
+        dsd = load_folder(path)
     elif path.exists():
         raise InputError(f"{path}: is a file; give a dataset folder or a Hub id (owner/name)")
     elif text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.suffix:

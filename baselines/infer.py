@@ -63,6 +63,34 @@ class EndpointPredictor:
         return self.client.chat_many(messages, desc=self.name, progress=self.progress)
 
 
+def model_not_found(path: str | os.PathLike[str], exc: BaseException, what: str = "model") -> str:
+    """The one-line reason a checkpoint folder or Hub id could not be loaded."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    if os.path.exists(path):
+        return f"{path}: cannot load the {what} from this folder ({first}); check the path"
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    hint = (
+        "HF_HUB_OFFLINE is set, so only the local Hub cache is searched"
+        if offline
+        else "check the id and the network"
+    )
+    return (
+        f"{path}: cannot load the {what}: not found locally (no such folder) nor on the "
+        f"Hugging Face Hub ({hint}); pass a checkpoint folder or a Hub model id such as "
+        f"Qwen/Qwen2.5-VL-3B-Instruct ({first})"
+    )
+
+
+def load_image_text_model(path: str | os.PathLike[str], dtype: Any) -> Any:
+    """``AutoModelForImageTextToText`` from a folder or Hub id, or a one-line InputError."""
+    from transformers import AutoModelForImageTextToText
+
+    try:
+        return AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise InputError(model_not_found(path, exc)) from None
+
+
 def load_qwen_processor(path: str | os.PathLike[str], **kwargs: Any) -> Any:
     """The processor of a Qwen2.5-VL checkpoint folder or Hub id.
 
@@ -101,7 +129,7 @@ def load_qwen_processor(path: str | os.PathLike[str], **kwargs: Any) -> Any:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         image_processor = AutoImageProcessor.from_pretrained(path, **kwargs)
     except OSError as exc:
-        raise InputError(f"{path}: cannot load the processor ({exc}); check the path") from None
+        raise InputError(model_not_found(path, exc, "processor")) from None
     template = getattr(tokenizer, "chat_template", None)
     return _ImageOnlyProcessor(image_processor, tokenizer, chat_template=template)
 
@@ -136,15 +164,10 @@ class TransformersPredictor:
     ) -> TransformersPredictor:
         """Load model and processor from a checkpoint folder or Hub id."""
         import torch
-        from transformers import AutoModelForImageTextToText
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        try:
-            model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
-        except OSError as exc:
-            raise InputError(f"{path}: cannot load the model ({exc}); check the path") from None
-        model = model.to(device).eval()
+        model = load_image_text_model(path, dtype).to(device).eval()
         return cls(model, load_qwen_processor(path), name=os.path.basename(str(path)), **kwargs)
 
     def predict(self, examples: Sequence[Mapping[str, Any]]) -> list[str]:

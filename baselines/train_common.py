@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from baselines.infer import load_qwen_processor
+from baselines.infer import load_image_text_model, load_qwen_processor
 from baselines.rewards import REWARDS
-from curation.errors import ConfigError, InputError
+from curation.errors import ConfigError
 from curation.io import atomic_write_text
 
 VLLM_MODES = ("colocate", "server")
@@ -144,13 +144,9 @@ def load_model_and_processor(
 ) -> tuple[Any, Any]:
     """The model (``AutoModelForImageTextToText``; bf16 on GPU) and its processor."""
     import torch
-    from transformers import AutoModelForImageTextToText
 
     dtype = torch.bfloat16 if has_gpu() else torch.float32
-    try:
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot load the model ({exc}); check the path") from None
+    model = load_image_text_model(path, dtype)
     processor = load_qwen_processor(path)
     if max_pixels is not None:
         limit_image_pixels(processor, max_pixels)

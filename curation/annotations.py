@@ -124,6 +124,17 @@ def _scale_map(value: Any, name: str, where: str, problems: list[str]) -> dict[s
     return out
 
 
+MAX_COORDINATE = 2**31 - 1
+"""Largest level-0 pixel coordinate a centre may have."""
+
+
+def is_pixel_coordinate(value: Any) -> bool:
+    """A finite number in 0..MAX_COORDINATE (not a bool; NaN, infinities and huge ints fail)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 <= value <= MAX_COORDINATE  # False for NaN; never converts a huge int
+
+
 def parse_annotation(obj: dict[str, Any], where: str = "annotation") -> Annotation:
     """Structural parse of one line (types and required fields; no vocabulary check)."""
     problems: list[str] = []
@@ -141,9 +152,12 @@ def parse_annotation(obj: dict[str, Any], where: str = "annotation") -> Annotati
     if centre is not None and not (
         isinstance(centre, dict)
         and set(centre) >= {"x", "y"}
-        and all(isinstance(centre[k], int | float) for k in ("x", "y"))
+        and all(is_pixel_coordinate(centre[k]) for k in ("x", "y"))
     ):
-        problems.append(f"{where}: field 'centre' must be {{'x': int, 'y': int}} or null")
+        problems.append(
+            f"{where}: field 'centre' must be {{'x': int, 'y': int}} in level-0 pixels "
+            f"(finite, 0..{MAX_COORDINATE}) or null"
+        )
     findings = _scale_map(obj.get("findings"), "findings", where, problems)
     negatives = _scale_map(obj.get("negatives"), "negatives", where, problems)
     comps = obj.get("compartments", []) or []

@@ -71,10 +71,19 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
     invalid JSON, or lines that are not JSON objects.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a JSONL file, one JSON object per line")
     if not path.is_file():
         raise InputError(f"{path}: no such file; check the path")
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:  # a byte-order mark at the start is tolerated (editors on Windows write one)
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{path}:{lineno}: not UTF-8 text (byte {exc.start + 1} of the line); "
+                    "give a JSONL file, one JSON object per line"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -82,6 +91,11 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
             except json.JSONDecodeError as exc:
                 raise InputError(
                     f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                    "each line must be one JSON object"
+                ) from None
+            except (ValueError, RecursionError) as exc:  # a 5000-digit number, deep nesting
+                raise InputError(
+                    f"{path}:{lineno}: not valid JSON ({str(exc)[:120] or 'nested too deep'}); "
                     "each line must be one JSON object"
                 ) from None
             if not isinstance(obj, dict):

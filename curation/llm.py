@@ -67,10 +67,17 @@ class LLMConfig:
     backoff_max: float = 60.0
 
     def __post_init__(self) -> None:
-        if not self.base_url or not urlparse(self.base_url).scheme.startswith("http"):
+        try:  # a malformed IPv6 host or port raises ValueError here
+            parts = urlparse(self.base_url or "")
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 (validates the port)
+        except ValueError:
+            ok = False
+        if not ok:
             raise ConfigError(
-                f"LLM base_url {self.base_url!r} is not an http(s) URL; "
-                "give e.g. base_url=http://localhost:8000/v1"
+                f"LLM base_url {self.base_url!r} is not an http(s) URL with a valid host "
+                "(and port 1-65535); give e.g. base_url=http://localhost:8000/v1 or "
+                "http://[::1]:8000/v1"
             )
         if not self.model:
             raise ConfigError("LLM model is empty; give model=NAME")

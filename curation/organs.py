@@ -43,7 +43,7 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "vocabularies"
 _NAME = re.compile(r"^[a-z0-9_]+$")
 
 _TOP_KEYS = {"name", "display_name", "compartments", "features", "diagnoses", "exclusive"}
-_TOP_OPTIONAL = {"description", "source"}
+_TOP_OPTIONAL = {"description", "source", "overrides"}
 _FEATURE_KEYS = {"id", "phrase", "scales", "compartment", "synonyms", "prevalence"}
 _DIAGNOSIS_KEYS = {"id", "name", "prevalence", "features", "synonyms"}
 
@@ -128,7 +128,8 @@ class Organ:
 
 
 def _is_prob(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= float(v) <= 1.0
+    # compared as is: float() of a 400-digit int overflows; NaN compares False
+    return isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1
 
 
 def _entries(
@@ -195,6 +196,8 @@ def _check(data: Any, where: str) -> list[str]:
     name = data.get("name")
     if "name" in data and (not isinstance(name, str) or not _NAME.match(name)):
         bad("name", f"{name!r} is not a valid name; use lowercase letters, digits and _")
+    if "overrides" in data and data["overrides"] not in (True, name):
+        bad("overrides", f"must be the organ's own name ({name!r}) or true")
     if "display_name" in data and not isinstance(data["display_name"], str):
         bad("display_name", "must be a string")
     comps = data.get("compartments", [])
@@ -285,8 +288,14 @@ def _read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise InputError(f"{path}: no such organ file; check the path")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(
+            f"{path}: not a UTF-8 text file; an organ vocabulary is a YAML file"
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f":{mark.line + 1}" if mark is not None else ""
         raise ValidationError(f"{path}{at}: not valid YAML ({exc})") from None
@@ -356,20 +365,40 @@ def _dirs(extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> tuple[Path, ...]
 
 
 def _organ_files(dirs: Sequence[Path]) -> dict[str, Path]:
-    """name -> file; later folders override earlier ones (a user may redefine an organ)."""
+    """name -> file; later folders override earlier ones.
+
+    A user file named like a bundled organ replaces it only when it says so
+    (``overrides: NAME`` or ``overrides: true``); otherwise it is a ValidationError.
+    """
     found: dict[str, Path] = {}
     for d in dirs:
         if d.is_file() and d.suffix in (".yaml", ".yml"):
-            found[d.stem] = d
+            _add_organ_file(found, d)
             continue
         if not d.is_dir():
             if d != BUILTIN_DIR:
-                raise InputError(f"organs folder {d} does not exist; check --organs-dir/{ENV_VAR}")
+                why = "is not a folder nor a .yaml file" if d.exists() else "does not exist"
+                raise InputError(f"organs folder {d} {why}; check --organs-dir/{ENV_VAR}")
             continue
         for p in sorted(d.iterdir()):
-            if p.suffix in (".yaml", ".yml") and not p.name.startswith("."):
-                found[p.stem] = p
+            if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file():
+                _add_organ_file(found, p)
     return found
+
+
+def _add_organ_file(found: dict[str, Path], path: Path) -> None:
+    """Register ``path`` under its stem, refusing a silent replacement of a bundled organ."""
+    prior = found.get(path.stem)
+    if prior is not None and prior.parent == BUILTIN_DIR and path.parent != BUILTIN_DIR:
+        data = _read_yaml(path)
+        declared = data.get("overrides") if isinstance(data, dict) else None
+        if declared not in (True, path.stem):
+            raise ValidationError(
+                f"{path}: organ {path.stem!r} is also a bundled vocabulary ({prior}); rename "
+                f"the file (and its name:) for a new organ, or add 'overrides: {path.stem}' "
+                "to it to replace the bundled one"
+            )
+    found[path.stem] = path
 
 
 @lru_cache(maxsize=256)

@@ -10,6 +10,7 @@ enough to form sets.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Sequence
@@ -19,27 +20,28 @@ from curation.annotations import Annotation
 from curation.errors import ConfigError
 from curation.records import QUESTION_TYPES, SPLITS, Question
 
-DEFAULT_RATIOS: tuple[float, float, float] = (0.7, 0.1, 0.2)
+DEFAULT_RATIOS: tuple[float, float, float] = (0.7, 0.15, 0.15)
 DEFAULT_MIN_CHUNK = 12
 """Fewest zoom paths of one organ x diagnosis stratum dealt to a split (see assign_splits)."""
 
 
 def parse_ratios(text: str | Sequence[float]) -> tuple[float, float, float]:
-    """Parse ``"0.7,0.1,0.2"`` (train, validation, test); they must be >= 0 and sum to 1."""
+    """Parse ``"0.7,0.15,0.15"`` (train, validation, test): finite, >= 0, summing to 1."""
     if isinstance(text, str):
         try:
             values = [float(v) for v in text.split(",")]
         except ValueError:
             raise ConfigError(
-                f"--split-ratios {text!r}: give three numbers such as 0.7,0.1,0.2"
+                f"--split-ratios {text!r}: give three numbers such as 0.7,0.15,0.15"
             ) from None
     else:
         values = [float(v) for v in text]
     if len(values) != 3:
         raise ConfigError(
-            f"split ratios {values}: give three values (train, validation, test), e.g. 0.7,0.1,0.2"
+            f"split ratios {values}: give three values (train, validation, test), e.g. "
+            "0.7,0.15,0.15"
         )
-    if any(v < 0 for v in values) or abs(sum(values) - 1.0) > 1e-6:
+    if not all(math.isfinite(v) and v >= 0 for v in values) or abs(sum(values) - 1.0) > 1e-6:
         raise ConfigError(f"split ratios {values}: each must be >= 0 and they must sum to 1")
     return (values[0], values[1], values[2])
 

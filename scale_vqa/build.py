@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import ConfigError, InputError, ValidationError
-from curation.io import atomic_dir, atomic_write_text, file_sha256
+from curation.io import atomic_write_text, file_sha256
 from scale_vqa.card import CardInfo, DatasetStats, render_card
+from scale_vqa.outdir import staged_output
 from scale_vqa.schema import COLUMNS, Row, validate_row
 
 __all__ = [
@@ -237,6 +238,7 @@ def write_dataset(
     on_shard: Callable[[ShardInfo], None] | None = None,
     progress: bool = True,
     hidden_splits: Sequence[str] = (),
+    overwrite: bool = False,
 ) -> BuildResult:
     """Write ``rows_by_split`` as a Hub-ready dataset folder at ``out_dir``; return what it wrote.
 
@@ -253,11 +255,14 @@ def write_dataset(
         progress: show a tqdm bar on stderr.
         hidden_splits: splits whose rows have their answers and rationales withheld
             (empty; a hidden-test build, see :mod:`baselines.answer_key`).
+        overwrite: replace ``out_dir`` even when scale-vqa did not write it (see
+            :mod:`scale_vqa.outdir`); without it such a folder is refused.
 
     Raises:
         ValidationError: a row breaks the schema (the message names split and row) or an
             id repeats.
-        ConfigError: a bad split name, an empty split or a non-positive ``max_shard_bytes``.
+        ConfigError: a bad split name, an empty split, a non-positive ``max_shard_bytes``
+            or an ``out_dir`` holding files scale-vqa did not write.
     """
     if max_shard_bytes <= 0:
         raise ConfigError(f"max_shard_bytes is {max_shard_bytes}; give a positive byte count")
@@ -272,7 +277,7 @@ def write_dataset(
 
     total = sum(len(r) for r in splits.values())
     with (
-        atomic_dir(out_dir) as tmp,
+        staged_output(out_dir, overwrite=overwrite) as tmp,
         tqdm(total=total, desc="writing shards", unit="row", disable=not progress) as bar,
     ):
         for split, rows in splits.items():

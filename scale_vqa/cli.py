@@ -65,6 +65,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except UnicodeDecodeError as exc:  # a reader without its own check met a binary file
+        print(
+            f"error: an input is not UTF-8 text ({exc.reason} at byte {exc.start}); check that "
+            "each file given is the text file the command expects",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as exc:  # a file system refusal (read-only folder, disk full, ...)
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an operating-system error: the file, the reason, what to check."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    why = exc.strerror or str(exc) or type(exc).__name__
+    return (
+        f"{where + ': ' if where else ''}{why}; check that the path exists, is writable and "
+        "that the disk has room"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

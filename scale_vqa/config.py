@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import ConfigError, InputError
+from curation.organs import SCALES
 from curation.records import QUESTION_TYPES
 from curation.split import DEFAULT_MIN_CHUNK
+from scale_vqa.zoom import MAX_CROP_SIZE, MAX_PATHS_PER_SLIDE, MIN_CROP_SIZE
 
 SLIDE_SUFFIXES: tuple[str, ...] = (
     ".svs",
@@ -384,9 +386,22 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
         raise r.fail("magnifications", f"is {mags!r}; use positive objective powers like 5, 10, 20")
     if any(b <= a for a, b in itertools.pairwise(magnifications)):
         raise r.fail("magnifications", f"is {mags!r}; list them low to high without repeats")
+    if len(magnifications) != len(SCALES):
+        raise r.fail(
+            "magnifications",
+            f"is {mags!r}; give exactly {len(SCALES)} objective powers, low to high (e.g. "
+            "[5, 10, 20]): the questions speak of the low, medium and high power field",
+        )
 
-    size = r.integer("size", 224, minimum=16)
+    size = r.integer("size", 224, minimum=MIN_CROP_SIZE)
+    if size > MAX_CROP_SIZE:
+        raise r.fail(
+            "size",
+            f"is {size}; use a crop side of {MIN_CROP_SIZE}..{MAX_CROP_SIZE} pixels (e.g. 224)",
+        )
     paths_per_slide = r.integer("paths_per_slide", 8, minimum=1)
+    if paths_per_slide > MAX_PATHS_PER_SLIDE:
+        raise r.fail("paths_per_slide", f"is {paths_per_slide}; use 1..{MAX_PATHS_PER_SLIDE}")
     allow_upsample = r.boolean("allow_upsample", False)
 
     g = r.sub("generation")
@@ -549,8 +564,12 @@ def load_config(
     if not path.is_file():
         raise InputError(f"{path}: no such config file; pass --config path/to/build.yaml")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file; a config is a YAML file") from None
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{loc}: not valid YAML ({exc}); fix the syntax") from None

@@ -47,7 +47,7 @@ class ExtractConfig:
     """Settings of one extraction run (all of them part of the output's identity)."""
 
     magnifications: tuple[float, ...] = (5.0, 10.0, 20.0)
-    size: int = 512
+    size: int = 224
     paths_per_slide: int = 8
     mpp: float | None = None
     seed: int = 0
@@ -155,11 +155,13 @@ def _centre(value: Any, where: str) -> tuple[int, int] | None:
         return None
     if not isinstance(value, dict) or not {"x", "y"} <= set(value):
         raise ValidationError(f'{where}: field \'centre\' must be null or {{"x": .., "y": ..}}')
-    try:
-        x, y = float(value["x"]), float(value["y"])
-    except (TypeError, ValueError):
-        raise ValidationError(f"{where}: centre x/y must be numbers (level-0 pixels)") from None
-    return round(x), round(y)
+    from curation.annotations import MAX_COORDINATE, is_pixel_coordinate
+
+    if not all(is_pixel_coordinate(value[k]) for k in ("x", "y")):
+        raise ValidationError(
+            f"{where}: centre x/y must be finite numbers in 0..{MAX_COORDINATE} (level-0 pixels)"
+        )
+    return round(value["x"]), round(value["y"])
 
 
 Annotations = str | os.PathLike[str] | Sequence[Mapping[str, Any]]

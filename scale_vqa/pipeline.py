@@ -323,8 +323,10 @@ class _Rebuild:
         cfg: BuildConfig,
         quiet: bool = False,
         on_shard: Callable[[Any], None] | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.overwrite = overwrite
         self.work = Path(cfg.work)
         self.quiet = quiet
         self.on_shard = on_shard
@@ -723,6 +725,7 @@ class _Rebuild:
             on_shard=self.on_shard,
             progress=not self.quiet,
             hidden_splits=hidden,
+            overwrite=self.overwrite,
         )
         _write_json(
             self.build_report,
@@ -794,14 +797,18 @@ def run_pipeline(
     quiet: bool = False,
     on_shard: Callable[[Any], None] | None = None,
     log: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> PipelineResult:
     """Run every stage of the rebuild (skipping those up to date); see the module docstring.
 
     ``force``: stage names to rerun regardless. ``on_shard``: called after each Parquet
-    shard is written (progress; tests use it to interrupt a build).
+    shard is written (progress; tests use it to interrupt a build). ``overwrite``: replace
+    an output folder (use a work folder) holding files scale-vqa did not write.
     """
+    from scale_vqa.outdir import prepare_build_folders
+
     cfg.work = Path(cfg.work)
-    cfg.work.mkdir(parents=True, exist_ok=True)
+    prepare_build_folders(cfg.output, cfg.work, _build_inputs(cfg), overwrite=overwrite)
     if log is None:
 
         def log(msg: str) -> None:
@@ -810,7 +817,17 @@ def run_pipeline(
 
     runner = StageRunner(cfg.work, force=force, known=STAGES, log=log)
     with _work_lock(cfg.work):
-        return _run_stages(cfg, runner, quiet, on_shard)
+        return _run_stages(cfg, runner, quiet, on_shard, overwrite)
+
+
+def _build_inputs(cfg: BuildConfig) -> dict[str, list[Path]]:
+    """What a build reads, which its output and work folders must not hold."""
+    return {
+        "the config": [cfg.source] if cfg.source else [],
+        "the annotations": list(cfg.annotations),
+        "the slide": list(cfg.slides),
+        "the organ folder": list(cfg.organs_dir),
+    }
 
 
 @contextmanager
@@ -862,9 +879,10 @@ def _run_stages(
     runner: StageRunner,
     quiet: bool,
     on_shard: Callable[[Any], None] | None,
+    overwrite: bool = False,
 ) -> PipelineResult:
     vocab = _vocabulary_dirs(cfg)
-    rb = _Rebuild(cfg, quiet=quiet, on_shard=on_shard)
+    rb = _Rebuild(cfg, quiet=quiet, on_shard=on_shard, overwrite=overwrite)
     d = cfg.to_dict()
     bar = tqdm(total=len(STAGES), desc="rebuild", unit="stage", disable=quiet)
     try:

@@ -671,10 +671,12 @@ def import_release(
     max_shard_bytes: int | None = None,
     progress: bool = True,
     strict: bool = False,
+    overwrite: bool = False,
 ) -> tuple[list[ReleaseImport], Any]:
     """:func:`load_releases` then :func:`scale_vqa.build.write_dataset`; returns both results.
 
     Files that map to the same split are concatenated into it, in the order given.
+    ``overwrite``: replace an ``out_dir`` holding files scale-vqa did not write.
     """
     from scale_vqa.build import DEFAULT_MAX_SHARD_BYTES, write_dataset
 
@@ -690,5 +692,6 @@ def import_release(
         release_card(imps),
         max_shard_bytes=max_shard_bytes or DEFAULT_MAX_SHARD_BYTES,
         progress=progress,
+        overwrite=overwrite,
     )
     return imps, result

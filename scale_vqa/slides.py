@@ -46,6 +46,8 @@ SLIDE_SUFFIXES: tuple[str, ...] = (
 """File suffixes collected when a folder of slides is given."""
 
 WHITE = (255, 255, 255)
+MAX_READ_PIXELS = 1 << 26
+"""Most pixels one field may read from its pyramid level (64 Mpx, about 256 MB as RGBA)."""
 
 
 def mpp_for(magnification: float) -> float:
@@ -222,6 +224,13 @@ class Slide:
         fx1, fy1 = (region.x + region.width) / dsx, (region.y + region.height) / dsy
         cx0, cy0 = math.floor(fx0), math.floor(fy0)
         cx1, cy1 = math.ceil(fx1) + 1, math.ceil(fy1) + 1  # +1: sub-pixel start slack
+        if (cx1 - cx0) * (cy1 - cy0) > MAX_READ_PIXELS:
+            raise ConfigError(
+                f"{self.path.name}: a {out_w} x {out_h} crop of the level-0 field {region} "
+                f"needs {(cx1 - cx0) * (cy1 - cy0) / 1e6:.0f} Mpx from pyramid level {level} "
+                f"(limit {MAX_READ_PIXELS / 1e6:.0f} Mpx); use a smaller crop size or a higher "
+                "lowest magnification, or a slide with a pyramid level near that magnification"
+            )
         canvas = None
         rx0, ry0 = max(cx0, 0), max(cy0, 0)
         rx1, ry1 = min(cx1, lw), min(cy1, lh)

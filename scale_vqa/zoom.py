@@ -19,6 +19,11 @@ from curation.errors import ConfigError, SlideError
 from scale_vqa.slides import Mask, Region, Slide, mpp_for, tissue_mask
 
 UPSAMPLE_TOLERANCE = 0.02
+MIN_CROP_SIZE = 16
+MAX_CROP_SIZE = 4096
+"""Crop sides (pixels) this package accepts: a model input, not a whole slide."""
+MAX_PATHS_PER_SLIDE = 10_000
+"""Most zoom paths sampled on one slide."""
 """Relative slack around the scan's own pixel size: within it a crop is read 1:1
 (e.g. 20x = 0.5 um/px from a 0.499 or 0.504 um/px scan) instead of resampled."""
 
@@ -83,8 +88,10 @@ def normalise_magnifications(magnifications: Sequence[float]) -> list[float]:
 
 def _size_pair(size: int | tuple[int, int]) -> tuple[int, int]:
     w, h = (size, size) if isinstance(size, int) else size
-    if int(w) <= 0 or int(h) <= 0:
-        raise ConfigError(f"output size {size!r} must be positive pixels, e.g. 512")
+    if not all(MIN_CROP_SIZE <= int(v) <= MAX_CROP_SIZE for v in (w, h)):
+        raise ConfigError(
+            f"output size {size!r} must lie in {MIN_CROP_SIZE}..{MAX_CROP_SIZE} pixels, e.g. 224"
+        )
     return int(w), int(h)
 
 

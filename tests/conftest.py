@@ -16,6 +16,12 @@ CMU_SLIDE = REPO / "scale_vqa" / "data" / "CMU-1-Small-Region.svs"
 REFERENCE_SAMPLE = REPO.parent / "shared" / "reference" / "scale_vqa_release_sample.json"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_home(tmp_path_factory) -> None:
+    """Caches of the commands under test go to a temporary folder, never ~/.cache."""
+    os.environ["SCALE_VQA_CACHE_DIR"] = str(tmp_path_factory.mktemp("scale-vqa-cache"))
+
+
 @pytest.fixture(scope="session")
 def cmu_slide() -> Path:
     """The vendored real slide (Aperio SVS, 20x, 0.499 um/px, CC0)."""

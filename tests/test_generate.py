@@ -308,7 +308,7 @@ def test_generate_with_zero_questions_is_one_clear_error(tmp_path, capsys):
 def test_generate_warns_about_a_split_left_without_questions(tmp_path, capsys):
     ann, out = tmp_path / "ann.jsonl", tmp_path / "q.jsonl"
     write_annotations(ann, simulate(60, ["skin"], seed=0))
-    assert main(["generate", str(ann), "--out", str(out)]) == 0
+    assert main(["generate", str(ann), "--out", str(out), "--split-ratios", "0.7,0.1,0.2"]) == 0
     err = capsys.readouterr().err
     assert "warning: split 'validation' has no questions although its ratio is 0.1" in err
     assert "0 patient(s), 0 zoom path(s)" in err and "--split-min-chunk 12" in err

@@ -177,7 +177,7 @@ def test_cli_screen_on_naive_generation_with_the_generator(tmp_path, capsys):
     # three organs: enough paths per pool for complementary sets under the information budget
     anns = simulate(150, ["skin", "colon", "lung"], seed=1)
     write_annotations(tmp_path / "ann.jsonl", anns)
-    naive = Generator(anns, seed=1, naive=True).generate()
+    naive = Generator(anns, seed=1, naive=True, ratios=(0.7, 0.1, 0.2)).generate()
     write_questions(tmp_path / "naive.jsonl", naive)
     out, rep = tmp_path / "s.jsonl", tmp_path / "r.json"
     argv = [
@@ -195,6 +195,8 @@ def test_cli_screen_on_naive_generation_with_the_generator(tmp_path, capsys):
         "centrality,longest,bow-options",
         "--seed",
         "1",
+        "--split-ratios",  # 150 paths over 15 organs: splits of 0.15 leave pools too small
+        "0.7,0.1,0.2",
     ]
     assert main(argv) == 0
     report = json.loads(rep.read_text())

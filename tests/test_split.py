@@ -42,7 +42,7 @@ def test_groups_never_straddle_and_ratios_hold():
 
 def test_parse_ratios_and_report():
     assert parse_ratios("0.8,0.1,0.1") == (0.8, 0.1, 0.1)
-    for bad in ("0.5,0.5", "a,b,c", "0.7,0.2,0.2", "-0.1,0.6,0.5"):
+    for bad in ("0.5,0.5", "a,b,c", "0.7,0.2,0.2", "-0.1,0.6,0.5", "nan,0.5,0.5", "inf,-inf,1"):
         with pytest.raises(ConfigError):
             parse_ratios(bad)
     qs = [

@@ -50,8 +50,9 @@ def add_adversary_arguments(p: argparse.ArgumentParser) -> None:
         "--cache-dir",
         type=Path,
         metavar="DIR",
-        help="cache for embeddings and LLM answers (default: .scale_vqa_cache next to the "
-        "input when LLMs are used; embeddings in memory only)",
+        help="cache for LLM answers (DIR/llm) and embeddings (DIR/embeddings); default: "
+        "$SCALE_VQA_CACHE_DIR, else ~/.cache/scale-vqa, for LLM answers; embeddings are "
+        "kept in memory unless DIR is given",
     )
     p.add_argument(
         "--embed-unit",
@@ -146,21 +147,13 @@ def load_questions(
     Unusable records are left out and noted in ``left`` (when given, and not ``strict``);
     otherwise the first one raises.
     """
-    from baselines.evaluate import is_dataset_folder, load_hub_dataset
+    from baselines.evaluate import load_folder, load_hub_dataset
     from curation.errors import InputError
     from curation.records import load_questions_file, read_questions
 
     path = Path(source)
     if path.is_dir():
-        import datasets
-
-        if not is_dataset_folder(path):
-            raise InputError(
-                f"{path}: not a dataset folder (no README.md with configs and no Parquet "
-                "files); build one with `scale-vqa build` or `scale-vqa import-release`"
-            )
-        dsd = datasets.load_dataset(str(path))
-        return _from_dataset(dsd, str(path), split, strict, left)
+        return _from_dataset(load_folder(path), str(path), split, strict, left)
     if path.is_file():
         if path.suffix == ".jsonl":
             if left is None:
@@ -193,7 +186,11 @@ def load_questions(
 
 
 def build_battery(args: argparse.Namespace, base: Path | None = None) -> list[Any]:
-    """The adversaries the options ask for (embedder shared, LLM clients cached)."""
+    """The adversaries the options ask for (embedder shared, LLM clients cached).
+
+    Caches go to :func:`curation.cache.cache_dir` (``--cache-dir``), never beside the input;
+    ``base`` is accepted for callers of the older signature and unused.
+    """
     from curation.adversaries import HEURISTICS, LEARNED, make_adversaries
     from curation.errors import ConfigError
 
@@ -208,20 +205,21 @@ def build_battery(args: argparse.Namespace, base: Path | None = None) -> list[An
             raise ConfigError("--adversaries names embed-lr but --no-embeddings is set")
         names = [n for n in names if n != "embed-lr"]
     else:
+        from curation.cache import cache_dir
         from curation.embeddings import Embedder
 
-        cache = args.cache_dir / "embeddings" if args.cache_dir else None
+        cache = cache_dir("embeddings", args.cache_dir) if args.cache_dir else None
         embedder = Embedder(cache_dir=cache)
     battery = (
         make_adversaries(names, embedder=embedder, embed_unit=args.embed_unit) if names else []
     )
     if args.llm:
+        from curation.cache import cache_dir
         from curation.llm_adversary import llm_adversaries
 
-        cache_dir = args.cache_dir or ((base or Path(".")) / ".scale_vqa_cache")
         variants = [v.strip() for v in args.llm_variants.split(",") if v.strip()]
         battery += llm_adversaries(
-            args.llm, args.llm_samples, args.flag_rule, cache_dir / "llm", variants
+            args.llm, args.llm_samples, args.flag_rule, cache_dir("llm", args.cache_dir), variants
         )
     if not battery:
         raise ConfigError("no adversary selected; name some with --adversaries or --llm")

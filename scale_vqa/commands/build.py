@@ -40,6 +40,11 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--key-file", type=Path, help="where a hidden test's key is written (implies --hidden-test)"
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the output folder even if scale-vqa did not write it (its files are deleted)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -59,6 +64,6 @@ def run(args: argparse.Namespace) -> int:
     if args.key_file:
         cfg.key_file = args.key_file.resolve()
     cfg.check_key_path()
-    result = run_pipeline(cfg, force=args.force_stage, quiet=args.quiet)
+    result = run_pipeline(cfg, force=args.force_stage, quiet=args.quiet, overwrite=args.overwrite)
     print(result.summary())
     return 0

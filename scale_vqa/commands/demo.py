@@ -24,6 +24,11 @@ def register(subparsers: Any) -> None:
         help="output folder (default ./scale-vqa-demo; the work folder is OUT-work)",
     )
     p.add_argument("--work", type=Path, help="work folder (default: OUT-work next to OUT)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the output folder even if scale-vqa did not write it (its files are deleted)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -35,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out.resolve()
     work = args.work.resolve() if args.work else out.with_name(out.name + "-work")
     cfg = demo_config(out, work)
-    result = run_pipeline(cfg, quiet=args.quiet)
+    result = run_pipeline(cfg, quiet=args.quiet, overwrite=args.overwrite)
     print(result.summary())
     print()
     print("Load it with:")

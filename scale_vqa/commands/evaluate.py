@@ -84,12 +84,21 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "model"
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
 def _check_model_arg(model: str) -> None:
-    """A local-looking ``--model`` that does not exist: say so, not a Hub id complaint."""
+    """A ``--model`` that is neither an existing folder nor shaped like a Hub id ``owner/name``.
+
+    A Hub id is left to the loader (as ``train`` does), which says when it is found
+    neither locally nor on the Hub.
+    """
     from curation.errors import InputError
 
-    looks_local = model.startswith((".", "/")) or os.sep in model
-    if looks_local and not Path(model).exists():
+    if Path(model).exists() or (_HUB_ID.match(model) and not model.startswith(".")):
+        return
+    looks_local = model.startswith((".", "/", "~")) or os.sep in model
+    if looks_local:
         raise InputError(
             f"{model}: no such model folder; pass a local checkpoint folder or a Hub model id"
         )

@@ -51,11 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "temperature=0,concurrency=4]; the key is read from $OPENAI_API_KEY or key_env",
     )
     p.add_argument(
+        "--cache-dir",
         "--cache",
+        dest="cache_dir",
         metavar="DIR",
-        default=".scale_vqa_cache",
-        help="cache folder for LLM answers and embeddings (default .scale_vqa_cache); "
-        "a rerun reuses it and makes no call twice",
+        default=None,
+        help="cache folder for LLM answers (DIR/llm) and embeddings (DIR/embeddings); "
+        "default $SCALE_VQA_CACHE_DIR, else ~/.cache/scale-vqa; a rerun reuses it and makes "
+        "no call twice",
     )
     p.add_argument(
         "--embedding-model",
@@ -72,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Normalise, write the annotations and the report, print a summary."""
+    from curation.cache import cache_dir
     from curation.embeddings import Embedder
     from curation.evidence import (
         DEFAULT_MARGIN,
@@ -85,11 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     report_path = Path(args.report) if args.report else out.with_name(out.stem + ".report.json")
-    cache = Path(args.cache) if args.cache else None
     llm = None
     if args.llm:
-        llm = LLMClient(LLMConfig.parse(args.llm), cache_dir=cache / "llm" if cache else None)
-    embedder = Embedder(args.embedding_model, cache_dir=cache / "embeddings" if cache else None)
+        llm = LLMClient(LLMConfig.parse(args.llm), cache_dir=cache_dir("llm", args.cache_dir))
+    embedder = Embedder(args.embedding_model, cache_dir=cache_dir("embeddings", args.cache_dir))
     dirs = tuple(args.organs_dir)
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     anns, report = normalise_annotations(

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=(5.0, 10.0, 20.0),
         help="comma-separated objective powers (default 5,10,20)",
     )
-    p.add_argument("--size", type=int, default=512, help="crop side in pixels (default 512)")
+    p.add_argument("--size", type=int, default=224, help="crop side in pixels (default 224)")
     p.add_argument(
         "--paths-per-slide", type=int, default=8, help="zoom paths sampled per slide (default 8)"
     )
@@ -79,9 +79,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the extraction; exit code 1 if any slide failed."""
     from scale_vqa.extract import ExtractConfig, extract_slides
+    from scale_vqa.zoom import MAX_CROP_SIZE, MAX_PATHS_PER_SLIDE, MIN_CROP_SIZE
 
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers} must be at least 1")
+    if not 0 <= args.paths_per_slide <= MAX_PATHS_PER_SLIDE:
+        raise ConfigError(
+            f"--paths-per-slide {args.paths_per_slide}: give 0..{MAX_PATHS_PER_SLIDE} zoom paths"
+        )
+    if not MIN_CROP_SIZE <= args.size <= MAX_CROP_SIZE:
+        raise ConfigError(
+            f"--size {args.size}: give a crop side of {MIN_CROP_SIZE}..{MAX_CROP_SIZE} pixels"
+        )
     config = ExtractConfig(
         magnifications=args.magnifications,
         size=args.size,

@@ -31,9 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument(
         "--split-ratios",
-        default="0.7,0.1,0.2",
+        default="0.7,0.15,0.15",
         metavar="TRAIN,VAL,TEST",
-        help="split ratios in zoom paths (default 0.7,0.1,0.2)",
+        help="split ratios in zoom paths (default 0.7,0.15,0.15, as in build.yaml)",
     )
     add_organs_dir_argument(p)
     p.add_argument(

@@ -60,6 +60,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MB",
         help="upper bound of one Parquet shard in MiB (default 256)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the output folder even if scale-vqa did not write it (its files are deleted)",
+    )
     p.set_defaults(func=run)
 
 
@@ -67,10 +72,17 @@ def run(args: argparse.Namespace) -> int:
     """Import, write the folder and the report, print a summary."""
     from curation.errors import ConfigError
     from curation.io import atomic_write_text
+    from scale_vqa.outdir import check_replaceable, check_separate, check_writable
     from scale_vqa.release import import_release, summarize
 
-    if not args.max_shard_mb > 0:
+    if not 0 < args.max_shard_mb < float("inf"):
         raise ConfigError(f"--max-shard-mb is {args.max_shard_mb}; give a positive size")
+    inputs = {"the release file": list(args.release), "the image folder": []}
+    if args.images:
+        inputs["the image folder"].append(args.images)
+    check_separate(args.out, inputs=inputs)
+    check_replaceable(args.out, args.overwrite)
+    check_writable(args.out)
     start = time.perf_counter()
     imps, result = import_release(
         args.release,
@@ -80,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         max_shard_bytes=int(args.max_shard_mb * 2**20),
         progress=sys.stderr.isatty(),
         strict=args.strict,
+        overwrite=args.overwrite,
     )
     if args.report:
         report = dict(imps[0].report) if len(imps) == 1 else {"files": [i.report for i in imps]}

@@ -33,6 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="annotations the questions were generated from; without them flagged "
         "questions can only be dropped",
     )
+    p.add_argument(
+        "--split-ratios",
+        default="0.7,0.15,0.15",
+        metavar="TRAIN,VAL,TEST",
+        help="the split ratios the questions were generated with (as given to `generate`; "
+        "default 0.7,0.15,0.15): regenerated questions keep every path in its split",
+    )
     add_organs_dir_argument(p)
     # the old spelling, kept working but no longer shown
     p.add_argument("--organs", dest="organs_dir", action="append", help=argparse.SUPPRESS)
@@ -88,7 +95,8 @@ def make_regenerator(args: argparse.Namespace) -> Any:
         anns = read_annotations(args.annotations, extra_dirs=tuple(dirs))
     except ValidationError as exc:
         raise ValidationError(one_line(str(exc))) from None
-    return Regenerator(Generator(anns, seed=args.seed, organs_dir=dirs or None))
+    gen = Generator(anns, seed=args.seed, organs_dir=dirs or None, ratios=args.split_ratios)
+    return Regenerator(gen)
 
 
 def run(args: argparse.Namespace) -> int:

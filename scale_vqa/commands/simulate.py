@@ -8,6 +8,9 @@ from pathlib import Path
 
 from scale_vqa.commands._common import add_organs_dir_argument
 
+MAX_PATHS = 1_000_000
+"""Most zoom paths one simulation writes (a million lines, about 1 GB of JSONL)."""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``simulate`` parser."""
@@ -42,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from curation.simulate import simulate
 
     dirs = tuple(args.organs_dir)
-    if args.paths < 1:
-        raise ConfigError(f"--paths {args.paths}: give a positive number of zoom paths")
+    if not 1 <= args.paths <= MAX_PATHS:
+        raise ConfigError(f"--paths {args.paths}: give a number of zoom paths in 1..{MAX_PATHS:,}")
     if args.organs.strip() == "all":
         organs = list_organs(dirs)
     else:
