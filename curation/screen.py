@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.adversaries import Adversary, _check_questions, answered, credit
+from curation.adversary_base import Adversary, _check_questions, answered, credit
 from curation.aflite import AFLite
 from curation.audit import evaluate, summarize
 from curation.errors import ConfigError
