@@ -36,7 +36,9 @@ from curation.adversary_base import (
     group_folds,
 )
 from curation.aflite import AFLite, AFLiteAdversary
+from curation.dataset_adversaries import DATASET_ADVERSARIES, make_dataset_adversary
 from curation.errors import ConfigError
+from curation.joint_decoding import JointDecoder
 from curation.option_features import (
     EMBED_UNITS,
     _hasher,
@@ -50,6 +52,7 @@ from curation.records import LETTERS, Question
 
 __all__ = [
     "ADVERSARY_NAMES",
+    "DATASET_ADVERSARIES",
     "EMBED_UNITS",
     "HEURISTICS",
     "LEARNED",
@@ -289,11 +292,25 @@ class EmbeddingClassifier(LinearOptionModel):
 
 HEURISTICS: tuple[str, ...] = ("centrality", "longest", "shortest", "overlap")
 LEARNED: tuple[str, ...] = ("position", "bow-options", "bow-qa", "embed-lr")
-ADVERSARY_NAMES: tuple[str, ...] = (*HEURISTICS, "centrality-tfidf", *LEARNED, "aflite")
+ADVERSARY_NAMES: tuple[str, ...] = (
+    *HEURISTICS,
+    "centrality-tfidf",
+    *LEARNED,
+    "aflite",
+    *DATASET_ADVERSARIES,
+)
+"""Every registered name; also ``joint:<name>`` (any of them decoded jointly per set)."""
 
 
 def make_adversary(name: str, embedder: Any = None, embed_unit: str = "option") -> Adversary:
-    """One adversary by registry name (see :data:`ADVERSARY_NAMES`)."""
+    """One adversary by registry name (see :data:`ADVERSARY_NAMES`); ``joint:<name>`` is
+    adversary ``name`` decoded jointly per complementary set."""
+    if name.startswith("joint:"):
+        base = make_adversary(name[len("joint:") :], embedder, embed_unit)
+        return JointDecoder(base, name=name)
+    dataset = make_dataset_adversary(name)
+    if dataset is not None:
+        return dataset
     factories: dict[str, Callable[[], Adversary]] = {
         "centrality": lambda: Centrality(),
         "centrality-tfidf": lambda: Centrality(measure="tfidf", name="centrality-tfidf"),
@@ -307,7 +324,9 @@ def make_adversary(name: str, embedder: Any = None, embed_unit: str = "option") 
         "aflite": lambda: _aflite(embedder, embed_unit),
     }
     if name not in factories:
-        raise ConfigError(f"unknown adversary {name!r}; choose from {', '.join(ADVERSARY_NAMES)}")
+        raise ConfigError(
+            f"unknown adversary {name!r}; choose from {', '.join(ADVERSARY_NAMES)}, or joint:<name>"
+        )
     return factories[name]()
 
 
