@@ -45,6 +45,8 @@ class Adversary:
 
     name: str = "adversary"
     learned: bool = False
+    reads_dataset: bool = False
+    """True for dataset-level adversaries: they read other rows, ids and row order."""
 
     def fit(self, questions: Sequence[Question]) -> Adversary:
         """Learn from ``questions`` (their keys included); heuristics ignore it."""

@@ -16,9 +16,14 @@ contexts:
   both not) and in disagreeing polarity;
 - recurrence of the option among the context rows' options (the best cosine per context
   row, averaged; the share of context rows with a near-identical option);
+- recurrence of each of its distinctive clauses (with its polarity) among the context
+  rows' option clauses, over all rows and over rows of the same question type (a
+  patient's diagnosis questions whose option lists intersect in one diagnosis), and the
+  share of the clause's word bigrams found in context stems in agreeing and in
+  disagreeing polarity (a premise stated as given elsewhere, negation handled);
 
 each also centred on the row's options and as an is-top flag, and crossed with the
-question type; plus hashed (word, polarity agreement) indicators. Nothing names this
+question type. No word identities enter the model (only overlaps), so nothing names this
 package's templates: it works on any MCQ file with ``path_id`` (the official release has
 it) or a patient/slide column. Logistic regression, cross-fitted by patient and set or
 trained on another benchmark (``--train``).
@@ -28,14 +33,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from curation.adversary_base import LinearOptionModel, _owner
-from curation.errors import ConfigError
-from curation.metadata_adversaries import _hashed, clause_polarity
+from curation.adversary_base import LinearOptionModel
+from curation.metadata_adversaries import clause_polarity
 from curation.option_features import tokens
 from curation.published import PublicRow, groups_of, public_rows
 from curation.records import QUESTION_TYPES, Question
@@ -51,7 +56,14 @@ _BASE = (
     "disagree",
     "recur_mean",
     "recur_exact",
+    "clause_recur_max",
+    "clause_recur_mean",
+    "clause_recur_type",
+    "phrase_agree",
+    "phrase_disagree",
 )
+
+Clause = tuple[str, bool]  # (content words joined, negated)
 
 
 def _polar_sets(text: str) -> tuple[set[str], set[str]]:
@@ -59,6 +71,12 @@ def _polar_sets(text: str) -> tuple[set[str], set[str]]:
     for toks, negated in clause_polarity(text):
         (neg if negated else pos).update(toks)
     return pos, neg
+
+
+def _bigrams(words: list[str]) -> set[str]:
+    if len(words) < 2:
+        return set(words)
+    return {f"{a} {b}" for a, b in pairwise(words)}
 
 
 def _tfidf(rows: Sequence[PublicRow]) -> tuple[Any, Any]:
@@ -84,7 +102,24 @@ class _Prepared:
         self.stem_polar = [_polar_sets(r.question) for r in rows]
         self.opt_polar: list[tuple[set[str], set[str]]] = []
         self.distinct: list[set[str]] = []
+        self.opt_clauses: list[list[Clause]] = []
+        self.opt_distinct_clauses: list[list[Clause]] = []
+        self.row_clauses: list[set[Clause]] = []
+        self.stem_grams: list[tuple[set[str], set[str]]] = []
         for r in rows:
+            pos_g: set[str] = set()
+            neg_g: set[str] = set()
+            for words, negated in clause_polarity(r.question):
+                (neg_g if negated else pos_g).update(_bigrams(words))
+            self.stem_grams.append((pos_g, neg_g))
+            clauses = [
+                [(" ".join(w), neg) for w, neg in clause_polarity(o) if w] for o in r.options
+            ]
+            shared = set.intersection(*(set(c) for c in clauses)) if clauses else set()
+            self.row_clauses.append({c for cs in clauses for c in cs})
+            for cs in clauses:
+                self.opt_clauses.append(cs)
+                self.opt_distinct_clauses.append([c for c in cs if c not in shared])
             toks = [set(tokens(o, drop_stopwords=True)) for o in r.options]
             common = set.intersection(*toks) if toks else set()
             for o, t in zip(r.options, toks):
@@ -92,12 +127,11 @@ class _Prepared:
                 self.distinct.append(t - common)
 
 
-def _context_block(prep: _Prepared, column: str) -> tuple[np.ndarray, list[list[str]]]:
-    """Dense :data:`_BASE` features per option, and hashed-word docs, for one context."""
+def _context_block(prep: _Prepared, column: str) -> np.ndarray:
+    """Dense :data:`_BASE` features per option for one context."""
     rows = prep.rows
     n_opts = int(prep.starts[-1])
     dense = np.zeros((n_opts, len(_BASE)))
-    words: list[list[str]] = [[] for _ in range(n_opts)]
     for members in groups_of(rows, column).values():
         if len(members) < 2:
             continue
@@ -129,7 +163,47 @@ def _context_block(prep: _Prepared, column: str) -> tuple[np.ndarray, list[list[
             pos, neg = prep.stem_polar[i]
             pos_count.update(pos)
             neg_count.update(neg)
+        clause_rows: Counter[Clause] = Counter()
+        clause_type: Counter[tuple[str, Clause]] = Counter()
+        type_rows: Counter[str] = Counter()
+        gram_pos: Counter[str] = Counter()
+        gram_neg: Counter[str] = Counter()
+        for i in members:
+            qt = rows[i].question_type
+            type_rows[qt] += 1
+            clause_rows.update(prep.row_clauses[i])
+            clause_type.update((qt, c) for c in prep.row_clauses[i])
+            gram_pos.update(prep.stem_grams[i][0])
+            gram_neg.update(prep.stem_grams[i][1])
         for a, (row_o, m) in enumerate(zip(opt_idx, opt_owner)):
+            i = members[m]
+            qt = rows[i].question_type
+            own_clauses = prep.row_clauses[i]
+            recs, recs_type, agree_p, disagree_p = [], [], [0.0], [0.0]
+            own_gp, own_gn = prep.stem_grams[i]
+            for c in prep.opt_distinct_clauses[row_o]:
+                own = int(c in own_clauses)
+                recs.append((clause_rows[c] - own) / (len(members) - 1))
+                n_type = type_rows[qt] - 1
+                if n_type > 0:
+                    recs_type.append((clause_type[(qt, c)] - own) / n_type)
+                grams = _bigrams(c[0].split())
+                if grams:
+                    same = gram_neg if c[1] else gram_pos
+                    other = gram_pos if c[1] else gram_neg
+                    own_same = own_gn if c[1] else own_gp
+                    own_other = own_gp if c[1] else own_gn
+                    agree_p.append(sum(same[g] - (g in own_same) > 0 for g in grams) / len(grams))
+                    disagree_p.append(
+                        sum(other[g] - (g in own_other) > 0 for g in grams) / len(grams)
+                    )
+            clause_feats = [
+                max(recs, default=0.0),
+                float(np.mean(recs)) if recs else 0.0,
+                max(recs_type, default=0.0),
+                max(agree_p),
+                max(disagree_p),
+            ]
             own_pos, own_neg = prep.stem_polar[members[m]]
             dist = prep.distinct[row_o]
             o_pos, o_neg = prep.opt_polar[row_o]
@@ -147,11 +221,9 @@ def _context_block(prep: _Prepared, column: str) -> tuple[np.ndarray, list[list[
                 len(disagree),
                 recur_mean[a],
                 recur_exact[a],
+                *clause_feats,
             ]
-            words[row_o] = [f"{column}:agree:{w}" for w in sorted(agree)] + [
-                f"{column}:disagree:{w}" for w in sorted(disagree)
-            ]
-    return dense, words
+    return dense
 
 
 def _relative(x: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,46 +237,33 @@ def _relative(x: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.
     return centred, is_top
 
 
-def context_features(rows: Sequence[PublicRow]) -> tuple[np.ndarray, list[list[str]]]:
+def context_features(rows: Sequence[PublicRow]) -> np.ndarray:
     """Dense features per option (both contexts, raw / centred / is-top, crossed with the
-    question type) and the hashed-word documents."""
+    question type), rows question by question."""
     n = len(rows)
     owner = np.repeat(np.arange(n), [len(r.options) for r in rows])
+    n_cols = len(CONTEXTS) * 3 * len(_BASE) * (1 + len(QUESTION_TYPES))
     if n == 0:
-        return np.zeros((0, 1)), []
+        return np.zeros((0, n_cols))
     prep = _Prepared(rows)
-    blocks, docs = [], [[] for _ in range(len(owner))]
+    blocks = []
     for column in CONTEXTS:
-        dense, words = _context_block(prep, column)
+        dense = _context_block(prep, column)
         centred, is_top = _relative(dense, owner, n)
         blocks += [dense, centred, is_top]
-        for d, w in zip(docs, words):
-            d.extend(w)
     base = np.hstack(blocks)
     qtypes = np.array([rows[i].question_type for i in owner])
     crossed = [base] + [base * (qtypes == t)[:, None] for t in QUESTION_TYPES]
-    return np.hstack(crossed), docs
+    return np.hstack(crossed)
 
 
 class ContextReader(LinearOptionModel):
     """``context-lr``: logistic regression on :func:`context_features`."""
 
-    def __init__(
-        self,
-        n_features: int = 2**14,
-        C: float = 1.0,
-        max_iter: int = 500,
-        name: str = "context-lr",
-    ) -> None:
-        super().__init__(C=C, max_iter=max_iter, name=name)
-        if not (isinstance(n_features, int) and n_features >= 16):
-            raise ConfigError(f"{name}: n_features={n_features!r}; use an integer >= 16")
-        self.n_features = n_features
+    reads_dataset = True
 
-    def features(self, questions: Sequence[Question]) -> Any:
-        dense, docs = context_features(public_rows(questions))
-        if not len(docs):
-            return sp.csr_matrix((0, dense.shape[1] + self.n_features))
-        words = _hashed(docs, self.n_features)
-        assert dense.shape[0] == len(_owner(questions))
-        return sp.hstack([sp.csr_matrix(dense), words]).tocsr()
+    def __init__(self, C: float = 1.0, max_iter: int = 500, name: str = "context-lr") -> None:
+        super().__init__(C=C, max_iter=max_iter, name=name)
+
+    def features(self, questions: Sequence[Question]) -> np.ndarray:
+        return context_features(public_rows(questions))

@@ -82,6 +82,8 @@ def assignment_chance(n_rows: int, n_options: int) -> float:
 class JointDecoder(Adversary):
     """Any adversary's scores decoded jointly per complementary set (see the module)."""
 
+    reads_dataset = True
+
     decodes_sets = True
 
     def __init__(self, base: Adversary, name: str | None = None) -> None:

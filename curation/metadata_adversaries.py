@@ -169,6 +169,8 @@ class IdHashRule(Adversary):
     it matches no letter score every option equally (chance).
     """
 
+    reads_dataset = True
+
     learned = False
 
     def __init__(self, probes: int = 4, name: str = "meta-hash") -> None:
@@ -260,6 +262,8 @@ def _hashed(docs: list[list[str]], n_features: int) -> Any:
 
 class MetadataClassifier(LinearOptionModel):
     """``meta-lr``: logistic regression on :func:`metadata_tokens` (hashed)."""
+
+    reads_dataset = True
 
     def __init__(
         self, n_features: int = 2**18, C: float = 1.0, max_iter: int = 300, name: str = "meta-lr"
