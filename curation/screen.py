@@ -39,7 +39,7 @@ from curation.adversary_base import Adversary, _check_questions, answered, credi
 from curation.aflite import AFLite
 from curation.audit import evaluate, summarize
 from curation.errors import ConfigError
-from curation.records import Question
+from curation.records import Question, seeded_order
 
 Regenerate = Callable[[list[Question], int], Sequence[Question]]
 
@@ -376,7 +376,8 @@ def screen(
     }
     if llm:
         report["llm"] = llm
-    return ScreenResult(kept=pool, dropped=dropped, report=report)
+    # kept rows in a seeded order of their ids: regenerated ones are not a block at the end
+    return ScreenResult(kept=seeded_order(pool, seed), dropped=dropped, report=report)
 
 
 def format_report(report: dict[str, Any]) -> str:
