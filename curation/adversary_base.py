@@ -111,8 +111,8 @@ class LinearOptionModel(Adversary):
         # the dual problem is ~10x faster when features outnumber rows (hashed n-grams)
         dual = bool(x.shape[1] > x.shape[0])
         self.model_ = LogisticRegression(
-            C=self.C, max_iter=self.max_iter, solver="liblinear", dual=dual
-        )
+            C=self.C, max_iter=self.max_iter, solver="liblinear", dual=dual, random_state=0
+        )  # random_state: the dual solver shuffles; fixed, the same inputs give the same bytes
         self.model_.fit(x, y)
 
     def _score_matrix(self, x: Any, questions: Sequence[Question]) -> list[np.ndarray]:

@@ -189,3 +189,20 @@ def test_dataset_adversaries_are_fast_enough():
     t0 = time.perf_counter()
     audit(qs, make_adversaries(list(DATASET_ADVERSARIES)))
     assert time.perf_counter() - t0 < 60
+
+
+def test_screen_flags_with_a_dataset_adversary_and_condemns_whole_sets():
+    from curation.screen import screen
+
+    leaky = D.square_sets(100, seed=10, order="cell", ids="answer")
+    result = screen(leaky, make_adversaries(["meta-hash"]), rounds=0)
+    assert result.report["dropped"] == len(leaky) and not result.kept
+    ordered = D.square_sets(100, seed=11, order="cell")
+    result = screen(ordered, make_adversaries(["meta-lr"]), rounds=0)
+    dropped_sets = {d["set_id"] for d in result.dropped}
+    assert result.report["dropped"] > len(ordered) // 2
+    assert all(q.set_id not in dropped_sets for q in result.kept)  # sets go whole
+    clean = D.square_sets(100, seed=12, order="shuffled")
+    assert (
+        screen(clean, make_adversaries(["meta-lr", "meta-hash"]), rounds=0).report["dropped"] == 0
+    )
