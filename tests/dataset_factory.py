@@ -46,6 +46,7 @@ def square_sets(
     """Complementary sets of 4 rows; ``order`` "cell" or "shuffled"; ``ids`` "answer"
     (md5 over question, options, answer, path) or "content" (no answer)."""
     rng = np.random.default_rng(seed)
+    names = rng.permutation(n_sets * 4)  # path numbers carry nothing about the cell
     out: list[Question] = []
     for s in range(n_sets):
         qtype = QUESTION_TYPES[s % len(QUESTION_TYPES)]
@@ -54,7 +55,7 @@ def square_sets(
         perm = rng.permutation(4)
         options = [texts[CELLS[j]] for j in perm]
         for r, cell in enumerate(CELLS):
-            i = s * 4 + r
+            i = int(names[s * 4 + r])
             q = Question(
                 question=f"Which statement about {x} and {y} holds at high power?",
                 options=options,
