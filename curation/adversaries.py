@@ -39,6 +39,7 @@ from curation.aflite import AFLite, AFLiteAdversary
 from curation.dataset_adversaries import DATASET_ADVERSARIES, make_dataset_adversary
 from curation.errors import ConfigError
 from curation.joint_decoding import JointDecoder
+from curation.option_features import _CLAUSE as _CLAUSE  # re-exported for older callers
 from curation.option_features import (
     EMBED_UNITS,
     _hasher,
