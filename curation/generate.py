@@ -20,9 +20,16 @@ with one option list (a 2x2 square, one shared option order) on four zoom paths,
 making a different option the key. Every claim an option makes is annotated on its path
 (present, or looked for and absent), so the key is true and every distractor false; any
 function of the text is right exactly once per set, and every option phrase is the key
-exactly 1/4 of the times it appears within its type. Finally whole sets are dropped
-(seeded) until each split's share of the questions tracks its share of the paths and no
-type dominates (:mod:`curation.generation.rebalance`).
+exactly 1/4 of the times it appears within its type. Under the *information budget*
+(:mod:`curation.budget`, enforced by :mod:`curation.generation.budget`) a path is skipped
+for a set whose question would give a feature another question of the path tests (or test
+one it gives), offer its patient a second list of diagnoses, or test a fact another
+question of the path tests; pools take turns, one set each, a type ahead of its fair share
+waiting. Finally whole sets are dropped (seeded) until each split's share of the questions
+tracks its share of the paths and no type dominates
+(:mod:`curation.generation.rebalance`), and the rows are put in a seeded order of their
+ids, which hash published content only (:func:`curation.records.seeded_order`; a set's id
+hashes its text, options and sorted paths).
 
 ``naive=True`` writes the release's way instead: per path the key is the true combination
 of three slots and each distractor flips one slot (the key is the hub of the set); letters
