@@ -53,8 +53,9 @@ def main() -> int:
 
     import numpy as np
 
-    from curation.adversaries import _CLAUSE, credit, cross_fit_scores, default_battery
+    from curation.adversaries import credit, cross_fit_scores, default_battery
     from curation.aflite import AFLite
+    from curation.option_features import _CLAUSE
 
     t0 = time.perf_counter()
     qs, source = corpus(args.n, args.design)

@@ -7,7 +7,7 @@ each option; each item's
 Items whose predictability is at or above ``tau`` are flagged.
 
 Features per option: its sentence embedding, the embedding minus the mean of the other
-options' (relational), and :func:`curation.adversaries.relational_features`; without an
+options' (relational), and :func:`curation.option_features.relational_features`; without an
 embedder, hashed n-grams of the option (and the same relational parts) reduced by SVD.
 """
 
@@ -19,17 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from curation.adversaries import (
-    Adversary,
-    _check_questions,
-    _hasher,
-    _others_mean,
-    _owner,
-    embed_options,
-    fold_groups,
-    relational_features,
-)
+from curation.adversary_base import Adversary, _check_questions, _owner, fold_groups
 from curation.errors import ConfigError
+from curation.option_features import _hasher, _others_mean, embed_options, relational_features
 from curation.records import Question
 
 
@@ -59,7 +51,7 @@ class AFLite:
     trained on a random ``train_fraction`` of the groups; items with predictability
     >= ``tau`` (0.75) are flagged. ``n_components`` caps the feature dimension (SVD),
     ``l2`` is the ridge penalty, ``features`` is "embeddings" or "bow", ``unit`` how
-    options are embedded (see :func:`curation.adversaries.embed_options`).
+    options are embedded (see :func:`curation.option_features.embed_options`).
     """
 
     name = "aflite"
@@ -182,7 +174,7 @@ class AFLite:
 class AFLiteAdversary(Adversary):
     """AFLite's ensemble as an adversary: each option's mean held-out score.
 
-    Only meaningful held out, so :func:`curation.adversaries.cross_fit_scores` runs the
+    Only meaningful held out, so :func:`curation.adversary_base.cross_fit_scores` runs the
     ensemble (its own random group partitions) instead of the usual folds.
     """
 

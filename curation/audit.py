@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from curation.adversaries import (
     default_battery,
 )
 from curation.errors import ConfigError
+from curation.joint_decoding import JointDecoder, assignment_chance, decode_sets
 from curation.records import QUESTION_TYPES, Question
 
 Z95 = 1.959963984540054
@@ -54,7 +55,9 @@ def evaluate(
 
     With ``train``, learned adversaries are fitted on ``train`` and score ``questions``;
     otherwise they are cross-fitted over patient (else slide) groups, merged across
-    complementary sets (:func:`curation.adversaries.fold_groups`).
+    complementary sets (:func:`curation.adversaries.fold_groups`). A joint decoder
+    (:class:`curation.joint_decoding.JointDecoder`) listed after its base adversary
+    decodes the base's held-out scores instead of fitting it again.
     """
     _check_questions(questions, "evaluate")
     names = [a.name for a in adversaries]
@@ -66,7 +69,11 @@ def evaluate(
     bar = tqdm(adversaries, desc=desc, unit="adversary", disable=not progress)
     for adv in bar:
         bar.set_postfix_str(adv.name)
-        if adv.learned and train is not None:
+        base = getattr(adv, "base", None)
+        if isinstance(adv, JointDecoder) and base is not None and base.name in out:
+            # joint decoding of an adversary already run: decode its held-out scores
+            out[adv.name] = decode_sets(questions, out[base.name])
+        elif adv.learned and train is not None:
             _check_questions(train, "train")
             out[adv.name] = adv.clone().fit(list(train)).score(questions)
         else:
@@ -98,8 +105,14 @@ def summarize(
     scores: dict[str, list[np.ndarray]],
     learned: dict[str, bool] | None = None,
     extra: dict[str, Any] | None = None,
+    joint: Collection[str] = (),
 ) -> dict[str, Any]:
-    """The audit report from held-out scores (see :func:`audit` for the form)."""
+    """The audit report from held-out scores (see :func:`audit` for the form).
+
+    Adversaries named in ``joint`` decode each complementary set as an assignment of
+    distinct keys, so their chance of a set entirely right is 1/k! (for k rows and k
+    options), not (1/k)^k.
+    """
     learned = learned or {}
     n = len(questions)
     chances = np.array([1.0 / len(q.options) for q in questions])
@@ -123,7 +136,19 @@ def summarize(
         if multi:
             right = np.array([answered(s, k) for s, k in zip(sc, keys)])
             all_right = [bool(right[idx].all()) for idx in multi.values()]
-            set_chance = float(np.mean([np.prod(chances[idx]) for idx in multi.values()]))
+            if name in joint:
+                set_chance = float(
+                    np.mean(
+                        [
+                            assignment_chance(len(idx), len(questions[idx[0]].options))
+                            if len(idx) <= len(questions[idx[0]].options)
+                            else 0.0
+                            for idx in multi.values()
+                        ]
+                    )
+                )
+            else:
+                set_chance = float(np.mean([np.prod(chances[idx]) for idx in multi.values()]))
             lo, hi = wilson(sum(all_right), len(all_right))
             group.append(
                 {
@@ -133,6 +158,7 @@ def summarize(
                     "ci_low": lo,
                     "ci_high": hi,
                     "chance": set_chance,
+                    "chance_rule": "1/k! (assignment)" if name in joint else "(1/k)^k",
                 }
             )
     overall = [r for r in table if r["question_type"] == "all"]
@@ -219,20 +245,35 @@ def audit(
     embedder: Any = None,
     include_embeddings: bool = True,
     progress: bool = False,
+    dataset_level: bool | None = None,
 ) -> dict[str, Any]:
     """Audit ``questions`` against text-only adversaries.
 
     Returns ``{"n", "chance", "best": {"adversary", "question_type", "accuracy", "excess",
     ...}, "table": [{"adversary", "question_type", "accuracy", "ci_low", "ci_high", "n",
-    "chance", "learned"}], "group": [...], "notes": [...]}``; rows with question_type
-    "all" are overall; ``best`` is the strongest adversary overall. ``adversaries``
-    defaults to :func:`curation.adversaries.default_battery`.
+    "chance", "learned"}], "group": [...], "notes": [...], "dataset_adversaries": [...]}``;
+    rows with question_type "all" are overall; ``best`` is the strongest adversary
+    overall. ``adversaries`` defaults to :func:`curation.adversaries.default_battery`.
+    ``dataset_level`` (default: when ``adversaries`` is None) adds the dataset-level
+    adversaries that the columns allow (:func:`curation.dataset_adversaries.dataset_battery`;
+    ids, row order, the other questions of a path and patient, joint decoding of sets),
+    with a note for each one a missing column rules out.
     """
     _check_questions(questions, "audit")
     if not questions:
         raise ConfigError("audit: no questions to audit; check the input file")
+    if dataset_level is None:
+        dataset_level = adversaries is None
     if adversaries is None:
         adversaries = default_battery(embedder=embedder, include_embeddings=include_embeddings)
+    adversaries = list(adversaries)
+    dataset_notes: list[str] = []
+    if dataset_level:
+        from curation.dataset_adversaries import dataset_battery
+
+        more, dataset_notes = dataset_battery(questions)
+        names = {a.name for a in adversaries}
+        adversaries += [a for a in more if a.name not in names]
     scores = evaluate(
         questions, adversaries, train=train, seed=seed, n_folds=n_folds, progress=progress
     )
@@ -244,7 +285,15 @@ def audit(
         stats = getattr(a, "stats_", None)
         if stats:
             extra.setdefault("llm", {})[a.name] = stats
-    return summarize(questions, scores, learned, extra)
+    extra["dataset_adversaries"] = [a.name for a in adversaries if a.reads_dataset]
+    joint = {a.name for a in adversaries if getattr(a, "decodes_sets", False)}
+    report = summarize(questions, scores, learned, extra, joint=joint)
+    for a in adversaries:
+        rule = getattr(a, "rule_", None)
+        if rule is not None:
+            report["notes"].append(f"{a.name}: the ids are {rule.describe()}")
+    report["notes"].extend(dataset_notes)
+    return report
 
 
 def format_table(report: dict[str, Any]) -> str:

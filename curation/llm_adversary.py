@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.adversaries import Adversary, _check_questions
+from curation.adversary_base import Adversary, _check_questions
 from curation.errors import ConfigError
 from curation.records import LETTERS, Question
 

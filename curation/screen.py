@@ -15,6 +15,10 @@ that never saw that slide); for AFLite (no bins: its cell is the stratum), predi
 >= tau; for an LLM, its flag rule over k samples. When a flagged item belongs to a
 complementary set, the whole set is flagged (a partial set leaks which answers remain).
 
+Dataset-level adversaries (:mod:`curation.dataset_adversaries`: ids, row order, the
+other questions of a zoom path and patient, joint decoding of sets) screen the same way
+when named in the battery; they read the pool as given (its row order included).
+
 Flagged items are handed to ``regenerate(flagged, round)`` (a callback, e.g. the
 generator's, with tightened constraints), the pool is screened again, up to ``rounds``
 times; what still leaks after the last round is dropped, with the adversaries that caught
@@ -31,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.adversaries import Adversary, _check_questions, answered, credit
+from curation.adversary_base import Adversary, _check_questions, answered, credit
 from curation.aflite import AFLite
 from curation.audit import evaluate, summarize
 from curation.errors import ConfigError
@@ -172,8 +176,9 @@ def flag_round(
     tainted_out = {i: v for i, v in tainted.items() if i not in flags}
     learned = {a.name: a.learned for a in adversaries} | {"aflite": True}
     audit_scores = {k: v for k, v in scores.items() if len(v) == len(questions)}
+    joint = {a.name for a in adversaries if getattr(a, "decodes_sets", False)}
     details = {
-        "audit": summarize(questions, audit_scores, learned),
+        "audit": summarize(questions, audit_scores, learned, joint=joint),
         "active": active,
         "tests": n_tests,
         "tainted": tainted_out,
@@ -323,7 +328,8 @@ def screen(
                 res = aflite.predictability(pool)
                 scores["aflite"] = res.scores or []
                 learned["aflite"] = True
-            after = summarize(pool, scores, learned)
+            joint = {a.name for a in adversaries if getattr(a, "decodes_sets", False)}
+            after = summarize(pool, scores, learned, joint=joint)
         else:
             after = {"n": 0, "chance": float("nan"), "best": {}, "table": []}
     n_in, n_out = len(questions), len(pool)

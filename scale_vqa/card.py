@@ -255,8 +255,9 @@ def _audit_section(audit: Any) -> str:
     if isinstance(audit, Mapping):
         table = list(audit.get("table") or [])
         chance, n, best = audit.get("chance"), audit.get("n"), audit.get("best")
+        dataset = list(audit.get("dataset_adversaries") or [])
     else:
-        table, chance, n, best = list(audit), None, None, None
+        table, chance, n, best, dataset = list(audit), None, None, None, []
     if not table:
         return ""
     cols = ["adversary", "question_type", "accuracy", "ci_low", "ci_high", "n"]
@@ -288,19 +289,41 @@ def _audit_section(audit: Any) -> str:
         )
     if facts:
         parts += ["", "; ".join(facts)]
+    if dataset:
+        parts += [
+            "",
+            "Dataset-level adversaries (marked *): they read what a user of a hidden test "
+            "split sees across rows (ids, set ids, row order, the other questions of the same "
+            "zoom path and patient; never answers or rationales): "
+            + ", ".join(f"`{a}`" for a in dataset)
+            + ".",
+        ]
+    mark = {a: f"{a}*" for a in dataset}
     if overall:
         parts += [
             "",
             "### All question types",
             "",
-            md_table(cols, [[f"**{r['adversary']}**", *(r[c] for c in cols[1:])] for r in overall]),
+            md_table(
+                cols,
+                [
+                    [f"**{mark.get(r['adversary'], r['adversary'])}**", *(r[c] for c in cols[1:])]
+                    for r in overall
+                ],
+            ),
         ]
     if per_type:
         parts += [
             "",
             "### Per question type",
             "",
-            md_table(cols, [[r[c] for c in cols] for r in per_type]),
+            md_table(
+                cols,
+                [
+                    [mark.get(r["adversary"], r["adversary"]), *(r[c] for c in cols[1:])]
+                    for r in per_type
+                ],
+            ),
         ]
     return "\n".join(parts)
 

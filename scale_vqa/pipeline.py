@@ -576,7 +576,12 @@ class _Rebuild:
         from curation.records import read_questions
 
         qs = list(read_questions(self.screened))
-        report = audit(qs, adversaries=self._adversaries(for_audit=True), seed=self.cfg.seed)
+        report = audit(
+            qs,
+            adversaries=self._adversaries(for_audit=True),
+            seed=self.cfg.seed,
+            dataset_level=True,
+        )
         _write_json(self.audit, report)
 
     # ---------------------------------------------------------------------- build

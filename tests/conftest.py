@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# a fresh datasets cache per test session: a cache left by an earlier run (whose temporary
+# folders had the same layout) must never answer a load_dataset of this run
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="scale-vqa-tests-datasets-")
 
 REPO = Path(__file__).resolve().parents[1]
 CMU_SLIDE = REPO / "scale_vqa" / "data" / "CMU-1-Small-Region.svs"

@@ -18,7 +18,9 @@ def add_adversary_arguments(p: argparse.ArgumentParser) -> None:
         "--adversaries",
         metavar="A,B,...",
         help="comma-separated adversaries (default: centrality, longest, shortest, overlap, "
-        "position, bow-options, bow-qa, embed-lr); also centrality-tfidf, aflite",
+        "position, bow-options, bow-qa, embed-lr; the audit adds the dataset-level "
+        "meta-hash, meta-lr, context-lr, joint-context); also centrality-tfidf, aflite, "
+        "joint:NAME (NAME decoded jointly per complementary set)",
     )
     p.add_argument(
         "--no-embeddings",
@@ -92,6 +94,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="only this split of a dataset folder or Hub id (default: all splits)",
     )
     add_strict_argument(p)
+    p.add_argument(
+        "--no-dataset-adversaries",
+        action="store_true",
+        help="skip the dataset-level adversaries (ids, row order, the other questions of "
+        "a zoom path and patient, joint decoding of sets) that run by default",
+    )
     add_adversary_arguments(p)
     p.set_defaults(func=run)
 
@@ -237,7 +245,15 @@ def run(args: argparse.Namespace) -> int:
     train = load_questions(args.train, strict=args.strict, left=train_left) if args.train else None
     base = Path(args.path).parent if Path(args.path).exists() else None
     battery = build_battery(args, base)
-    report = audit(questions, battery, train=train, seed=args.seed, progress=True)
+    dataset_level = not args.adversaries and not args.no_dataset_adversaries
+    report = audit(
+        questions,
+        battery,
+        train=train,
+        seed=args.seed,
+        progress=True,
+        dataset_level=dataset_level,
+    )
     report["source"] = str(args.path)
     report["left_out"] = left.report()
     print(f"audit of {args.path}: {report['n']} questions, {report['mode']}")
