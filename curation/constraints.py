@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from curation.annotations import Annotation
-from curation.options import DX, claim_truth, word_bag
+from curation.options import DX, claim_truth, is_placement, placement_problem, word_bag
 from curation.organs import Organ
 from curation.records import Question, letters_named
 
@@ -258,6 +258,10 @@ def check_visibility(
             feat = organ.features.get(f)
             if feat is None:
                 out.append(Violation("visibility", q.id, f"unknown feature {f!r} for {organ.name}"))
+            elif is_placement(c):
+                msg = placement_problem(organ, c)
+                if msg:
+                    out.append(Violation("visibility", q.id, msg))
             elif s not in feat.scales:
                 out.append(
                     Violation(

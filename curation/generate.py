@@ -83,7 +83,7 @@ from curation.split import DEFAULT_MIN_CHUNK, DEFAULT_RATIOS, assign_splits, par
 from curation.templates import TYPES, Family, QuestionType, template_ids
 
 NON_DX_TYPES = tuple(t for t in QUESTION_TYPES if t != "diagnosis")
-DX_FREE_TYPES = ("correspondence", "localization", "explanation")
+DX_FREE_TYPES = ("correspondence", "corroboration", "localization", "explanation")
 """Types whose text never names the diagnosis: these may fall back to organ-level pools."""
 POOL_MODES = ("diagnosis", "diagnosis+organ", "organ")
 SQUARE_ONLY = ("corrm",)
