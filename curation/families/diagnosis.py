@@ -83,7 +83,7 @@ class DiagnosisType(QuestionType):
         if dx is not None:
             typical = sorted(
                 (f for f in seen if dx.features.get(f, 0) >= 0.5),
-                key=lambda f: -dx.features.get(f, 0),
+                key=lambda f: (-dx.features.get(f, 0), f),
             )[:3]
         else:
             typical = []

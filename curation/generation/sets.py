@@ -1,0 +1,217 @@
+"""Complementary-set formation: one question and option square on four zoom paths.
+
+:class:`Ledger` records what has been formed (questions per path and type, slot pairs
+used per pool and per path, every set's provenance); :func:`form_sets` greedily forms
+sets from a pool's candidates, each path making a different option the key;
+:func:`build_question` writes the record of one path, checking that the key is true and
+every distractor false on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from curation.annotations import Annotation
+from curation.errors import ValidationError
+from curation.generation.candidates import Candidate
+from curation.generation.pools import Pool
+from curation.options import OptionSet, Slot, claims_to_json, option_truths, square
+from curation.records import LETTERS, Question
+from curation.templates import TYPES, Family, QuestionType, template_ids
+
+
+def short_hash(*parts: Any) -> str:
+    """12 hex digits of SHA-256 over the parts joined by ``|``."""
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
+@dataclass
+class SetInfo:
+    """Provenance of one formed complementary set."""
+
+    qtype: str
+    pool: str
+    pair_key: str
+    template_id: str
+    paths: list[str]
+
+
+@dataclass
+class Ledger:
+    """What generation has formed so far (reset by :meth:`clear`)."""
+
+    usage: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    used_pairs: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    path_pairs: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    sets: dict[str, SetInfo] = field(default_factory=dict)
+
+    def clear(self) -> None:
+        """Forget everything formed."""
+        self.usage.clear()
+        self.used_pairs.clear()
+        self.path_pairs.clear()
+        self.sets.clear()
+
+    def drop_set(self, set_id: str) -> SetInfo | None:
+        """Forget one set (its paths' usage goes down); None if unknown."""
+        info = self.sets.pop(set_id, None)
+        if info is not None:
+            for pid in info.paths:
+                self.usage[info.qtype][pid] -= 1
+        return info
+
+
+def build_question(
+    pool: Pool,
+    qtype: QuestionType,
+    fam: Family,
+    slots: Sequence[Slot],
+    opts: OptionSet,
+    values: Sequence[int],
+    ann: Annotation,
+    text: str,
+    template: str,
+    split: str,
+    design: str,
+) -> Question:
+    """The question on ``ann`` whose key is the option standing for slot ``values``."""
+    key_idx = opts.index_of(values)
+    truths = option_truths(ann, opts.claims)
+    if truths[key_idx] is not True or any(
+        t is not False for i, t in enumerate(truths) if i != key_idx
+    ):
+        raise ValidationError(  # pragma: no cover - guards the construction itself
+            f"internal: option set on {ann.path_id} is not one-true ({truths})"
+        )
+    rationale = qtype.rationale(ann, pool.organ, fam, slots, opts.texts[key_idx])
+    return Question(
+        question=text,
+        options=list(opts.texts),
+        answer=LETTERS[key_idx],
+        question_type=pool.qtype,
+        rationale=rationale,
+        organ=ann.organ,
+        slide_id=ann.slide_id,
+        patient_id=ann.patient_id,
+        path_id=ann.path_id,
+        split=split,
+        template_id=template,
+        source=ann.source,
+        extra={
+            "design": design,
+            "diagnosis": pool.dx if pool.qtype != "diagnosis" else None,
+            "premise": claims_to_json(fam.premise),
+            "claims": [claims_to_json(c) for c in opts.claims],
+            "values": [list(v) for v in opts.values],
+            "slots": list(opts.slots),
+            "family": fam.key,
+            "pool": pool.key,
+        },
+    )
+
+
+class SetFormer:
+    """Forms complementary sets in pools, recording them in a :class:`Ledger`."""
+
+    def __init__(
+        self, ledger: Ledger, splits: Mapping[str, str], seed: int, max_per_path: int, per_pair: int
+    ) -> None:
+        self.ledger = ledger
+        self.splits = splits
+        self.seed = seed
+        self.max_per_path = max_per_path
+        self.per_pair = per_pair
+
+    def form_sets(
+        self,
+        pool: Pool,
+        cands: list[Candidate],
+        rng: random.Random,
+        limit: int | None = None,
+        avoid_templates: Iterable[str] = (),
+        extra_cap: int = 0,
+    ) -> list[Question]:
+        """Greedy sets over ``cands`` (at most ``limit``), least-used paths first."""
+        qtype = TYPES[pool.qtype]
+        usage = self.ledger.usage[pool.qtype]
+        rank = {a.path_id: rng.random() for a in pool.anns}
+        rng.shuffle(cands)
+        cap = self.max_per_path + extra_cap
+        tids = [t for t in template_ids(pool.qtype) if t not in set(avoid_templates)]
+        tids = tids or template_ids(pool.qtype)
+        made: list[Question] = []
+        n_sets = 0
+        for _ in range(self.per_pair):
+            for c in cands:
+                if limit is not None and n_sets >= limit:
+                    return made
+                picks: list[Annotation] = []
+                for cell in c.cells:
+                    best: Annotation | None = None
+                    for i in cell:
+                        a = pool.anns[i]
+                        if usage[a.path_id] >= cap or a.path_id in c.members:
+                            continue
+                        if c.key in self.ledger.path_pairs[(pool.qtype, a.path_id)]:
+                            continue
+                        if best is None or (usage[a.path_id], rank[a.path_id]) < (
+                            usage[best.path_id],
+                            rank[best.path_id],
+                        ):
+                            best = a
+                    if best is None:
+                        break
+                    picks.append(best)
+                if len(picks) < 4:
+                    continue
+                made.extend(self._make_set(pool, qtype, c, picks, rng, tids))
+                n_sets += 1
+        return made
+
+    def _make_set(
+        self,
+        pool: Pool,
+        qtype: QuestionType,
+        c: Candidate,
+        picks: list[Annotation],
+        rng: random.Random,
+        tids: list[str],
+    ) -> list[Question]:
+        fam, (s1, s2) = c.fam, c.slots
+        opts = square([s1, s2], lambda alts: qtype.render(fam, alts))
+        order = list(range(len(opts.texts)))
+        rng.shuffle(order)
+        opts = opts.permuted(order)
+        template = rng.choice(tids)
+        text = qtype.question(template, fam, [s1, s2], pool.organ)
+        paths = [a.path_id for a in picks]
+        set_id = short_hash("set", self.seed, pool.key, c.key, *paths)
+        out = []
+        for cell, ann in zip(((0, 0), (0, 1), (1, 0), (1, 1)), picks):
+            q = build_question(
+                pool,
+                qtype,
+                fam,
+                (s1, s2),
+                opts,
+                cell,
+                ann,
+                text,
+                template,
+                self.splits[ann.path_id],
+                "square",
+            )
+            q.set_id = set_id
+            q.id = q.content_id()
+            out.append(q)
+            self.ledger.usage[pool.qtype][ann.path_id] += 1
+            self.ledger.path_pairs[(pool.qtype, ann.path_id)].add(c.key)
+            c.members.add(ann.path_id)
+        self.ledger.used_pairs[pool.key].add(c.key)
+        self.ledger.sets[set_id] = SetInfo(pool.qtype, pool.key, c.key, template, paths)
+        return out
