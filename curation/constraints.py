@@ -18,7 +18,9 @@ option's own, else ``extra["diagnosis"]``, else any of the organ's; no exclusive
 together). Dataset checks: ``letter_balance`` (per split x type), ``marginal_balance``
 (each option, and each option clause, is the key ~1/k of the times it appears, per type),
 ``complementary_sets`` (a set: one text, one option list, distinct keys, one split, one
-organ), ``split_integrity`` (a patient, else slide, in one split only).
+organ), ``split_integrity`` (a patient, else slide, in one split only). Type definitions
+and the text gate (:mod:`curation.type_checks`): ``corroboration_no_diagnosis``,
+``explanation_wording``, ``localization_compartments``, ``text_quality``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from curation.annotations import Annotation
 from curation.options import DX, claim_truth, is_placement, placement_problem, word_bag
 from curation.organs import Organ
 from curation.records import Question, letters_named
+from curation.type_checks import TYPE_CHECKS
 
 
 @dataclass(frozen=True)
@@ -461,6 +464,7 @@ PER_QUESTION: dict[str, Checker] = {
     "correctness": check_correctness,
     "visibility": check_visibility,
     "plausibility": check_plausibility,
+    **TYPE_CHECKS,
 }
 DATASET: dict[str, Checker] = {
     "letter_balance": check_letter_balance,

@@ -139,7 +139,7 @@ class Organ:
 
     def location_prior(self, feature: str, diagnosis: str | None) -> dict[str, float]:
         """P(compartment | feature present, diagnosis): the diagnosis's ``locations``, else
-        0.7 for the usual compartment and the rest shared by the others."""
+        0.6 for the usual compartment and the rest shared by the others."""
         where = self.compartments_of(feature)
         d = self.diagnoses.get(diagnosis or "")
         if d is not None and feature in d.locations:
@@ -148,8 +148,8 @@ class Organ:
             return {c: given.get(c, 0.0) / total for c in where}
         if len(where) < 2:
             return dict.fromkeys(where, 1.0)
-        rest = 0.3 / (len(where) - 1)
-        return {c: (0.7 if i == 0 else rest) for i, c in enumerate(where)}
+        rest = 0.4 / (len(where) - 1)
+        return {c: (0.6 if i == 0 else rest) for i, c in enumerate(where)}
 
     def are_exclusive(self, a: str, b: str) -> bool:
         """Whether features ``a`` and ``b`` cannot co-occur in one field."""
@@ -275,6 +275,13 @@ def _check_feature_compartments(
             )
     if len(set(many)) != len(many):
         bad(f"{fp}.compartments", "lists the same compartment twice")
+    phrase = f.get("phrase")
+    if len(many) > 1 and isinstance(phrase, str) and re.search(r"\b(in|within)\b", phrase):
+        bad(
+            f"{fp}.compartments",
+            f"phrase {phrase!r} names a place itself; a feature that can lie in several "
+            "compartments needs a phrase that does not",
+        )
     one = f.get("compartment")
     if isinstance(one, str) and one and one in comps and one != many[0]:
         bad(

@@ -43,7 +43,7 @@ def be(phrase: str) -> str:
     words = bare(phrase).split()
     # the head noun of "X of Y" / "X in Y" / "X with Y" is before the preposition
     for i, w in enumerate(words):
-        if w in ("of", "in", "with", "and") and i:
+        if w in ("of", "in", "with", "and", "by", "from", "within", "on") and i:
             words = words[:i]
             break
     last = words[-1].lower() if words else ""

@@ -45,16 +45,16 @@ _SEEN = {
 _MIXED = {
     "correspondence-fixed-1": "The {SA}-power view shows {F1} but not {F2}. Which statement "
     "correctly describes how these findings correspond in the {SB}-power view?",
-    "correspondence-fixed-2": "At {SA} power {F1} is identified and {F2} is looked for and "
-    "absent. Which option states correctly what is seen of each at {SB} power?",
+    "correspondence-fixed-2": "At {SA} power the field shows {F1} and {F2N}. Which option "
+    "states correctly what is seen of each at {SB} power?",
     "correspondence-free-1": "Tracing structures from {SA} to {SB} magnification: the "
     "{SA}-power field shows {F1} and {F2N}. What is seen of them in the {SB}-power field?",
     "correspondence-free-2": "Given {F1} and {F2N} at {SA} power, which description of "
     "their correspondence in the {SB}-power field is accurate?",
-    "correspondence-free-3": "At {SA} magnification {F1} appears and {F2} does not. "
-    "Comparing with the {SB}-magnification image, which statement holds?",
-    "correspondence-free-4": "Starting from {F1} present and {F2} absent at {SA} power, "
-    "which account of the {SB}-power field is correct?",
+    "correspondence-free-3": "The {SA}-magnification image shows {F1} and {F2N}. Comparing "
+    "with the {SB}-magnification image, which statement holds?",
+    "correspondence-free-4": "Starting from {F1} and {F2N} at {SA} power, which account of "
+    "the {SB}-power field is correct?",
 }
 _MATCH = {
     "correspondence-fixed-1": "Along this zoom path, at which magnifications does each of "

@@ -37,8 +37,8 @@ _TEMPLATES = {
     "view does with that hint?",
     "corroboration-free-1": "Given {P0} at {SA} power, which raises the possibility of {F1} "
     "and {F2} at high power, which statement about the high-power field is accurate?",
-    "corroboration-free-2": "{P0} at {SA} power is a weak pointer towards {F1} and {F2} at "
-    "high power. Which option reports correctly how the high-power view bears on it?",
+    "corroboration-free-2": "Seeing {P0} at {SA} power is a weak pointer towards {F1} and {F2} "
+    "at high power. Which option reports correctly how the high-power view bears on it?",
     "corroboration-free-3": "Checking the expectation of {F1} and {F2} raised by {P0} at {SA} "
     "power, which account of the high-power view holds?",
     "corroboration-free-4": "Starting from {P0} at {SA} magnification, which hints at {F1} and "

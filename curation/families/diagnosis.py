@@ -25,8 +25,8 @@ _TEMPLATES = {
     "overall morphologic impression?",
     "diagnosis-fixed-2": "Taking the low-, medium- and high-power views together, which "
     "diagnosis and accompanying finding fit this zoom path?",
-    "diagnosis-free-1": "What is the most likely diagnosis for this {ORGAN} specimen, with "
-    "the finding that goes with it?",
+    "diagnosis-free-1": "What is the most likely diagnosis for this {ORGAN} specimen, and "
+    "which finding accompanies it?",
     "diagnosis-free-2": "Integrating architecture and cytology across the three "
     "magnifications, which impression is correct?",
     "diagnosis-free-3": "Which overall interpretation of this {ORGAN} tissue is supported by "

@@ -22,7 +22,8 @@ from curation.organs import Feature, Organ
 FORBIDDEN = re.compile(
     r"\b(in keeping with|consistent with|suggest\w*|lead\w* to|leads|led to|because|"
     r"caus\w*|due to|explain\w*|result\w*|therefore|hence|thus|implies|implying|"
-    r"zoom\w*|closer|then|progress\w*|gives? rise|arising|accounts? for|reflect\w*|"
+    r"zoom\w*\s+(?:in|into|out)|zooming|closer|then|progress\w*|gives? rise|arising|"
+    r"accounts? for|reflect\w*|"
     r"indicat\w*|points? to|so that|which means|from .* to)\b",
     re.I,
 )
@@ -34,13 +35,13 @@ MAX_PHRASE_GAP = 12
 
 _TEMPLATES = {
     "explanation-fixed-1": "Which pairing of a {SX}-power finding with a {SY}-power finding "
-    "can all be true together on this zoom path?",
+    "can all be true together in these images?",
     "explanation-fixed-2": "Which option pairs features across the {SX}-power and {SY}-power "
     "images that all coexist here?",
     "explanation-free-1": "Which pairing of a {SX}-power observation with a {SY}-power "
     "observation is borne out by the images?",
     "explanation-free-2": "Which combination of {SX}-power and {SY}-power findings holds "
-    "together for this zoom path?",
+    "together in these images?",
     "explanation-free-3": "Of these pairings of {SX}-power and {SY}-power features, which are "
     "all present together in these images?",
     "explanation-free-4": "Which option lists a {SX}-power and a {SY}-power finding that "

@@ -39,6 +39,25 @@ _TEMPLATES = {
 }
 
 
+def placement_profile(organ: Organ, slots: tuple[Slot, ...], dx: str | None) -> tuple:
+    """The location priors under ``dx`` of the features the slots place (empty when none):
+    paths of different diagnoses share a set only where these priors agree too."""
+    feats = sorted(
+        {c[0] for s in slots for a in s.alts for c in a.claims if str(c[1]).startswith((IN, WITH))}
+        | {
+            str(c[1])[len(WITH) :]
+            for s in slots
+            for a in s.alts
+            for c in a.claims
+            if str(c[1]).startswith(WITH)
+        }
+    )
+    return tuple(
+        (f, tuple(sorted((k, round(v, 3)) for k, v in organ.location_prior(f, dx).items())))
+        for f in feats
+    )
+
+
 def compartment_words(name: str) -> str:
     """A compartment id as words ("lamina_propria" -> "lamina propria")."""
     return name.replace("_", " ")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from curation.constraints import option_problems
+from curation.families.localization import placement_profile
 from curation.generation.pools import Pool
 from curation.options import Slot, claims_truth, square
 from curation.organs import Organ
@@ -102,11 +103,12 @@ def find_candidates(
             # organ-level pool: only paths whose diagnoses give the slot features the
             # same prior may share a set, so knowing the diagnosis does not help
             feats = [f for f in (*s1.features, *s2.features) if f in pool.organ.features]
-            classes: dict[tuple[float, ...], list[list[int]]] = {}
+            classes: dict[tuple, list[list[int]]] = {}
             for c, cell in enumerate(cells):
                 for i in cell:
                     dx = pool.anns[i].diagnosis
                     prof = tuple(round(pool.organ.probability(f, dx), 3) for f in feats)
+                    prof += placement_profile(pool.organ, (s1, s2), dx)
                     classes.setdefault(prof, [[], [], [], []])[c].append(i)
             for sub in classes.values():
                 if all(sub):
