@@ -431,24 +431,42 @@ def _check(data: Any, where: str) -> list[str]:
     return problems
 
 
+def fields_mm(magnifications: Sequence[float], size: int) -> dict[str, float]:
+    """Field width in mm of a ``size``-pixel crop at each scale (coarsest magnification =
+    ``low``, finest = ``high``; 10 / mpp convention: 1x = 10 um/px)."""
+    mags = sorted(float(m) for m in magnifications)
+    names = {1: ("high",), 2: ("low", "high"), 3: SCALES}.get(len(mags))
+    if names is None:
+        names = ("low",) + ("mid",) * (len(mags) - 2) + ("high",)
+    out: dict[str, float] = {}
+    for scale, m in zip(names, mags):
+        out.setdefault(scale, size * 10.0 / m / 1000.0)
+    return out
+
+
 def field_warnings(organ: Organ, field_mm: dict[str, float]) -> list[str]:
     """Features that cannot be judged in the configured fields (``scale -> width in mm``).
 
     A feature is checked at the coarsest scale where it is visible: its field there must be
     at least :meth:`Feature.field_mm` wide (low-power features need
-    :data:`DEFAULT_MIN_FIELD_MM` unless the vocabulary says ``min_field_mm``).
+    :data:`DEFAULT_MIN_FIELD_MM` unless the vocabulary says ``min_field_mm``). One line per
+    scale, naming the features.
     """
-    out = []
+    short: dict[str, list[tuple[str, float]]] = {}
     for f in organ.features.values():
-        need = f.field_mm()
-        scale = f.scales[0]
+        need, scale = f.field_mm(), f.scales[0]
         have = field_mm.get(scale)
         if need and have is not None and have + 1e-9 < need:
-            out.append(
-                f"{organ.name}: feature {f.id!r} ({f.phrase}) is marked {scale}-power but the "
-                f"{scale}-power field is {have:.2f} mm wide; it needs >= {need:g} mm "
-                "(use a lower magnification or a larger crop size, or set min_field_mm)"
-            )
+            short.setdefault(scale, []).append((f.phrase, need))
+    out = []
+    for scale, items in short.items():
+        names = ", ".join(p for p, _ in items[:4]) + (", ..." if len(items) > 4 else "")
+        out.append(
+            f"{organ.name}: {len(items)} {scale}-power feature(s) ({names}) need a field of "
+            f">= {max(n for _, n in items):g} mm, but the {scale}-power field is "
+            f"{field_mm[scale]:.2f} mm wide; use a lower magnification or a larger crop "
+            "(the release's triplet is objective 1x / 4x / 20x), or set min_field_mm"
+        )
     return out
 
 

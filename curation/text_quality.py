@@ -41,7 +41,7 @@ _CONTRA = (
     ),
     re.compile(rf"\b(no|without|lacking|loss of)\s+(an?\s+|the\s+)?{_KEPT}\b", re.I),
 )
-_DOUBLE_PLACE = re.compile(r"\b(in|of)\s+(the\s+)?\w+(\s+\w+)?\s+within the\b", re.I)
+_DOUBLE_PLACE = re.compile(r"\bin\s+(the\s+)?\w+(\s+\w+)?\s+within the\b", re.I)
 _REPEAT = re.compile(r"\b(\w+)\s+\1\b", re.I)
 _BRACES = re.compile(r"\{[A-Za-z0-9_]*\}")
 _SPACING = re.compile(r"  |\s[,;:.?!]|^\s|\s$")

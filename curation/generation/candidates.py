@@ -12,6 +12,7 @@ from curation.generation.pools import Pool
 from curation.options import Slot, claims_truth, square
 from curation.organs import Organ
 from curation.templates import TYPES, Family, QuestionType
+from curation.text_quality import text_problems
 
 
 @dataclass
@@ -49,8 +50,10 @@ def acceptable(
     pmin: float,
     max_length_spread: float,
 ) -> bool:
-    """Plausible options (under the pool's diagnosis) of near-equal length."""
+    """Plausible options (under the pool's diagnosis) of near-equal length, no text fault."""
     opts = square([s1, s2], lambda alts: qtype.render(fam, alts))
+    if any(text_problems(t) for t in opts.texts):
+        return False
     lengths = [len(t) for t in opts.texts]
     if (max(lengths) - min(lengths)) / max(lengths) > max_length_spread:
         return False
