@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from curation.records import Question
 
 _NO_ARTICLE = re.compile(r"\bno\s+(a|an|the)\b", re.I)
-_DOUBLED_WITH = re.compile(r"\b(with|without)\b[^,;.:?]*\b\1\b", re.I)
+_DOUBLED_WITH = re.compile(r"\b(with|without)\b(?:(?!\band\b)[^,;.:?])*\b\1\b", re.I)
 _YES_NO = re.compile(
     r"^(do|does|did|is|are|was|were|can|could|has|have|had|will|would|should|may)\b", re.I
 )
