@@ -39,6 +39,12 @@ _TEMPLATES = {
 }
 
 
+def only_placements(slots: tuple[Slot, ...]) -> bool:
+    """Whether every claim of the slots is a placement (so every option asserts the same
+    presence, and only the location priors can tell the options apart)."""
+    return all(str(c[1]).startswith((IN, WITH)) for s in slots for a in s.alts for c in a.claims)
+
+
 def placement_profile(organ: Organ, slots: tuple[Slot, ...], dx: str | None) -> tuple:
     """The location priors under ``dx`` of the features the slots place (empty when none):
     paths of different diagnoses share a set only where these priors agree too."""

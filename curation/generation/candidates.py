@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from curation.constraints import option_problems
-from curation.families.localization import placement_profile
+from curation.families.localization import only_placements, placement_profile
 from curation.generation.pools import Pool
 from curation.options import Slot, claims_truth, square
 from curation.organs import Organ
@@ -106,6 +106,8 @@ def find_candidates(
             # organ-level pool: only paths whose diagnoses give the slot features the
             # same prior may share a set, so knowing the diagnosis does not help
             feats = [f for f in (*s1.features, *s2.features) if f in pool.organ.features]
+            if only_placements((s1, s2)):  # every option claims the same presence
+                feats = []
             classes: dict[tuple, list[list[int]]] = {}
             for c, cell in enumerate(cells):
                 for i in cell:
