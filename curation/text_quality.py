@@ -10,7 +10,8 @@ question with a hit. Classes:
 - ``doubled_preposition``: "with X with Y" (or "without ... without") in one clause;
 - ``yes_no_stem``: a stem asking yes or no ("Do X and Y have ...?") answered by statements;
 - ``contradiction``: a preserved state called absent ("an intact myoepithelial layer is
-  absent", "no preserved lobular architecture");
+  absent", "no preserved lobular architecture"), or a loss called missing ("loss of nuclear
+  polarity is missing");
 - ``double_placement``: a phrase that names a place, placed again ("mitotic figures in
   glands within the myometrium");
 - ``repeated_word``: "the the", "is is";
@@ -40,6 +41,11 @@ _CONTRA = (
         re.I,
     ),
     re.compile(rf"\b(no|without|lacking|loss of)\s+(an?\s+|the\s+)?{_KEPT}\b", re.I),
+    re.compile(
+        r"\b(loss|absence|lack) of\b(?:(?!\band\b)[^,;.:?])*\b(is|are)\s+(again\s+)?"
+        r"(absent|missing|not seen|no longer seen|lacking)\b",
+        re.I,
+    ),
 )
 _DOUBLE_PLACE = re.compile(r"\bin\s+(the\s+)?\w+(\s+\w+)?\s+within the\b", re.I)
 _REPEAT = re.compile(r"\b(\w+)\s+\1\b", re.I)
