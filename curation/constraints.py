@@ -18,9 +18,11 @@ option's own, else ``extra["diagnosis"]``, else any of the organ's; no exclusive
 together). Dataset checks: ``letter_balance`` (per split x type), ``marginal_balance``
 (each option, and each option clause, is the key ~1/k of the times it appears, per type),
 ``complementary_sets`` (a set: one text, one option list, distinct keys, one split, one
-organ), ``split_integrity`` (a patient, else slide, in one split only). Type definitions
-and the text gate (:mod:`curation.type_checks`): ``corroboration_no_diagnosis``,
-``explanation_wording``, ``localization_compartments``, ``text_quality``.
+organ), ``split_integrity`` (a patient, else slide, in one split only), and the information
+budget of :mod:`curation.budget` (``premise_conflicts``, ``diagnosis_narrowing``,
+``key_coupling``). Type definitions and the text gate (:mod:`curation.type_checks`):
+``corroboration_no_diagnosis``, ``explanation_wording``, ``localization_compartments``,
+``text_quality``.
 """
 
 from __future__ import annotations
@@ -28,31 +30,15 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 from curation.annotations import Annotation
+from curation.budget import BUDGET
 from curation.options import DX, claim_truth, is_placement, placement_problem, word_bag
 from curation.organs import Organ
 from curation.records import Question, letters_named
 from curation.type_checks import TYPE_CHECKS
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One broken constraint."""
-
-    constraint: str
-    question_id: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"[{self.constraint}] {self.question_id or '-'}: {self.message}"
-
-
-Annotations = Mapping[str, Annotation] | None
-Organs = Mapping[str, Organ] | None
-Checker = Callable[[Sequence[Question], Annotations, Organs], list[Violation]]
+from curation.violations import Annotations, Checker, Organs, Violation
 
 
 def _dist(a: Counter[str], b: Counter[str]) -> int:
@@ -471,6 +457,7 @@ DATASET: dict[str, Checker] = {
     "marginal_balance": check_marginal_balance,
     "complementary_sets": check_complementary_sets,
     "split_integrity": check_split_integrity,
+    **BUDGET,
 }
 CONSTRAINTS: dict[str, Checker] = {**PER_QUESTION, **DATASET}
 """Every checker by name."""

@@ -56,12 +56,13 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from curation.annotations import Annotation
 from curation.balance import balance_letters, dedup
 from curation.errors import ConfigError, ValidationError
+from curation.generation.budget import RULES, BudgetLedger
 from curation.generation.candidates import Families, find_candidates
 from curation.generation.config import (
     DX_FREE_TYPES,
@@ -76,7 +77,7 @@ from curation.generation.rebalance import sets_to_drop
 from curation.generation.sets import Ledger, SetFormer, SetInfo
 from curation.generation.stats import generation_stats
 from curation.organs import Organ, get_organ
-from curation.records import Question
+from curation.records import Question, seeded_order
 from curation.split import DEFAULT_RATIOS, assign_splits, parse_ratios
 
 __all__ = [
@@ -137,14 +138,14 @@ class Generator:
         self.stats: dict[str, Any] = {}
         self.rebalanced = 0
         self._pools: dict[str, Pool] = {}
-        self._ledger = Ledger()
+        self._ledger = Ledger(budget=BudgetLedger(self.config.budget_scope))
         self._families = Families()
         self._former = SetFormer(
             self._ledger,
             self.splits,
-            seed,
             self.config.max_per_path,
             self.config.max_sets_per_pair,
+            budget=self.config.information_budget,
         )
 
     # ------------------------------------------------------------------ API
@@ -161,6 +162,7 @@ class Generator:
         self._pools.update((p.key, p) for p in pools)
         out: list[Question] = []
         n_cands = 0
+        streams: list[Iterator[list[Question]]] = []
         for pool in tqdm(pools, desc="generate", unit="pool", disable=not progress):
             rng = random.Random(f"scale-vqa-generate:{self.seed}:{pool.key}")
             if self.naive:
@@ -179,12 +181,14 @@ class Generator:
                 continue
             cands = self._candidates(pool, self.config.pmin, set())
             n_cands += len(cands)
-            out.extend(self._former.form_sets(pool, cands, rng))
+            streams.append(self._former.iter_sets(pool, cands, rng))
+        out.extend(interleave(streams))
         if self.naive:
             out = balance_letters(out, self.seed)
         out = dedup(out)
         if not self.naive:
             out = self._rebalance(out)
+        out = seeded_order(out, self.seed)
         self.questions = out
         self.stats = generation_stats(
             out,
@@ -197,6 +201,7 @@ class Generator:
             seed=self.seed,
             n_cands=n_cands,
             rebalanced=self.rebalanced,
+            budget=self._budget_figures(),
         )
         return list(out)
 
@@ -255,8 +260,8 @@ class Generator:
                 single_new.append(r)
         if single_new:
             single_new = balance_letters(single_new, self.seed + round)
-        new.extend(single_new)
-        self.questions.extend(new)
+        new = seeded_order([*new, *single_new], self.seed)
+        self.questions = seeded_order([*self.questions, *new], self.seed)
         return new
 
     # -------------------------------------------------------------- helpers
@@ -288,6 +293,16 @@ class Generator:
             made_all.extend(made)
         return made_all
 
+    def _budget_figures(self) -> dict[str, Any]:
+        if self.naive or not self.config.information_budget:
+            return {"enforced": False}
+        return {
+            "enforced": True,
+            "scope": self.config.budget_scope,
+            "path_skips": {r: self._ledger.budget.skips.get(r, 0) for r in RULES},
+            "sets_blocked": {r: self._ledger.blocked_sets.get(r, 0) for r in RULES},
+        }
+
     def _rebalance(self, questions: list[Question]) -> list[Question]:
         """Drop whole sets so split shares track path shares (:mod:`.rebalance`)."""
         dropped = sets_to_drop(
@@ -303,6 +318,25 @@ class Generator:
             self._ledger.drop_set(sid)
         self.rebalanced = len(dropped)
         return [q for q in questions if q.set_id not in dropped]
+
+
+def interleave(streams: Sequence[Iterable[list[Question]]]) -> list[Question]:
+    """One set from each stream in turn until all are spent (pools share paths' budgets).
+
+    Pools of different types draw on the same paths: taken in turn, every type gets its
+    share of each path's features instead of the first type taking them all.
+    """
+    live = [iter(s) for s in streams]
+    out: list[Question] = []
+    while live:
+        still = []
+        for it in live:
+            members = next(it, None)
+            if members is not None:
+                out.extend(members)
+                still.append(it)
+        live = still
+    return out
 
 
 def generate_questions(

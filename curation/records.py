@@ -74,12 +74,17 @@ class Question:
         return self.patient_id or self.slide_id
 
     def content_id(self) -> str:
-        """Stable content hash over what makes the question what it is."""
+        """Stable hash of the published content, never of the key.
+
+        Over the question, the options in their order, the type, the slide, the zoom path
+        and the template: all fields a reader sees anyway, so the id adds nothing. The
+        answer (and rationale) are left out, so trying each letter against the id finds
+        nothing, and a hidden-test split can publish ids as they are.
+        """
         payload = json.dumps(
             [
                 self.question,
                 self.options,
-                self.answer,
                 self.question_type,
                 self.slide_id,
                 self.path_id,
@@ -109,6 +114,20 @@ class Question:
         q = cls(**kwargs, extra=extra)
         validate_question(q, where)
         return q
+
+
+def seeded_order(questions: Iterable[Question], seed: int = 0) -> list[Question]:
+    """``questions`` in an order fixed by ``seed`` and each id alone (ties: input order).
+
+    Row order then says nothing about keys, cells or sets: a set's members are scattered,
+    and the order is the same whatever order the questions came in.
+    """
+    items = list(questions)
+
+    def rank(q: Question) -> str:
+        return hashlib.sha256(f"scale-vqa-order:{seed}:{q.id}".encode()).hexdigest()
+
+    return sorted(items, key=rank)
 
 
 QUESTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Question) if f.name != "extra")

@@ -35,7 +35,7 @@ from curation.adversaries import Adversary, _check_questions, answered, credit
 from curation.aflite import AFLite
 from curation.audit import evaluate, summarize
 from curation.errors import ConfigError
-from curation.records import Question
+from curation.records import Question, seeded_order
 
 Regenerate = Callable[[list[Question], int], Sequence[Question]]
 
@@ -370,7 +370,8 @@ def screen(
     }
     if llm:
         report["llm"] = llm
-    return ScreenResult(kept=pool, dropped=dropped, report=report)
+    # kept rows in a seeded order of their ids: regenerated ones are not a block at the end
+    return ScreenResult(kept=seeded_order(pool, seed), dropped=dropped, report=report)
 
 
 def format_report(report: dict[str, Any]) -> str:

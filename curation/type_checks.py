@@ -25,6 +25,7 @@ from curation.options import word_bag
 from curation.organs import Organ, get_organ
 from curation.records import Question
 from curation.text_quality import question_problems
+from curation.violations import Violation
 
 
 def _organ(q: Question, organs: Mapping[str, Organ] | None) -> Organ | None:
@@ -84,9 +85,7 @@ def localization_problems(q: Question, organ: Organ) -> list[str]:
     return []
 
 
-def _violations(name: str, q: Question, msgs: Sequence[str]) -> list:
-    from curation.constraints import Violation
-
+def _violations(name: str, q: Question, msgs: Sequence[str]) -> list[Violation]:
     return [Violation(name, q.id, m) for m in msgs]
 
 

@@ -213,4 +213,103 @@ def test_dataset_checks():
     assert "split_integrity" in _names(straddle, only=["split_integrity"])
     with pytest.raises(ConfigError, match="unknown constraint"):
         check_all(straddle, only=["nope"])
-    assert len(CONSTRAINTS) == 12
+    assert len(CONSTRAINTS) == 15
+
+
+def _claimed(path_id, premise, claims, patient="pt1", qtype="correspondence", qid=""):
+    """A question with provenance only (the budget checkers read nothing else)."""
+    return Question(
+        question=f"Which holds on {path_id} {qid}?",
+        options=[f"option {i}" for i in range(len(claims))],
+        answer="A",
+        question_type=qtype,
+        patient_id=patient,
+        slide_id=f"slide-{patient}",
+        path_id=path_id,
+        extra={"premise": premise, "claims": claims},
+    )
+
+
+def _square_claims(f1, f2, extra=()):
+    return [
+        [*extra, [f1[0], f1[1], a], [f2[0], f2[1], b]] for a in (True, False) for b in (True, False)
+    ]
+
+
+def test_premise_conflicts_plants_a_premise_another_question_tests():
+    gives = _claimed(
+        "p1", [["horn_cysts", "low", True]], _square_claims(("a", "high"), ("b", "high"))
+    )
+    # tests horn cysts at another scale on the same path: feature level, across scales
+    tests = _claimed("p1", [], _square_claims(("horn_cysts", "mid"), ("c", "high")), qid="2")
+    v = check_all([gives, tests], only=["premise_conflicts"])
+    assert [x.question_id for x in v] == [tests.id] and "horn_cysts" in v[0].message
+    # a claim every option makes alike is given too (the localization shape)
+    loc = _claimed(
+        "p1",
+        [],
+        [[["d", "low", True], ["d", "mid", t], ["e", "high", u]] for t in (1, 0) for u in (1, 0)],
+    )
+    other = _claimed("p1", [], _square_claims(("d", "high"), ("g", "high")), qid="3")
+    assert _names([loc, other], only=["premise_conflicts"]) == {"premise_conflicts"}
+    # another path of the patient: allowed by the default (path) scope, not the strict one
+    elsewhere = _claimed("p2", [], _square_claims(("horn_cysts", "mid"), ("c", "high")))
+    assert check_all([gives, elsewhere], only=["premise_conflicts"]) == []
+    from curation.budget import check_premise_conflicts
+
+    assert len(check_premise_conflicts([gives, elsewhere], scope="patient")) == 1
+    # no conflict within one question, nor between disjoint features
+    apart = _claimed("p1", [], _square_claims(("x", "mid"), ("y", "high")), qid="4")
+    assert check_all([gives, apart], only=["premise_conflicts"]) == []
+
+
+def test_diagnosis_narrowing_plants_two_lists_on_one_patient():
+    def dx(path, a, b, f, patient="pt1"):
+        claims = [[["@dx", d, True], [f, "high", t]] for d in (a, b) for t in (True, False)]
+        return _claimed(path, [], claims, patient=patient, qtype="diagnosis", qid=f)
+
+    narrowing = [dx("p1", "bcc", "scc", "m"), dx("p2", "bcc", "melanoma", "n")]
+    v = check_all(narrowing, only=["diagnosis_narrowing"])
+    assert len(v) == 1 and "narrow its diagnosis to ['bcc']" in v[0].message
+    same_list = [dx("p1", "bcc", "scc", "m"), dx("p2", "scc", "bcc", "n")]
+    assert check_all(same_list, only=["diagnosis_narrowing"]) == []
+    other_patients = [dx("p1", "bcc", "scc", "m"), dx("p2", "bcc", "melanoma", "n", "pt2")]
+    assert check_all(other_patients, only=["diagnosis_narrowing"]) == []
+
+
+def test_key_coupling_plants_two_questions_testing_one_fact_on_a_path():
+    # the issue's example: correspondence low->mid and localization on the same features
+    corr = _claimed(
+        "p1",
+        [],
+        [
+            [["f1", "low", True], ["f1", "mid", a], ["f2", "low", True], ["f2", "mid", b]]
+            for a in (True, False)
+            for b in (True, False)
+        ],
+    )
+    loc = _claimed(
+        "p1",
+        [],
+        [
+            [["f1", "low", True], ["f1", "mid", a], ["f3", "low", True], ["f3", "high", b]]
+            for a in (True, False)
+            for b in (True, False)
+        ],
+        qid="loc",
+    )
+    v = check_all([corr, loc], only=["key_coupling"])
+    assert len(v) == 1 and v[0].question_id == loc.id and "f1@mid" in v[0].message
+    # other path: fine; claims of another shape (a compartment before the truth) work too
+    loc.path_id = "p2"
+    assert check_all([corr, loc], only=["key_coupling"]) == []
+    wide = [
+        _claimed(
+            "p3",
+            [],
+            [[["f", "high", "dermis", t], ["g", "high", u]] for t in (1, 0) for u in (1, 0)],
+        )
+        for _ in range(2)
+    ]
+    wide[1].question = "Another?"
+    assert len(check_all(wide, only=["key_coupling"])) == 1

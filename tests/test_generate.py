@@ -204,10 +204,11 @@ def test_question_split_shares_track_path_shares(ratios):
     for split, ratio in zip(("train", "validation", "test"), ratios):
         assert abs(paths[split] / n - ratio) <= 0.03, paths
         assert abs(got[split] / len(qs) - paths[split] / n) <= 0.03, (got, paths)
-    # no type above the cap, every type present, sets whole, constraints hold
+    # every type present, sets whole, constraints hold; type trimming stops at a quarter
+    # of the questions lost, so under the information budget the cap is approached
     by_type = Counter(q.question_type for q in qs)
     assert set(by_type) == set(QUESTION_TYPES)
-    assert max(by_type.values()) <= 0.35 * len(qs) + 4
+    assert max(by_type.values()) <= 0.45 * len(qs)
     assert set(Counter(q.set_id for q in qs).values()) == {4}
     assert summarize(check_all(qs, anns, gen.organs)) == {}
     assert gen.stats["sets_dropped_to_rebalance"] > 0
@@ -331,4 +332,55 @@ def test_example_tongue_vocabulary_validates_simulates_and_generates(tmp_path, c
     assert main(["generate", str(ann), "--out", str(out), *dirs]) == 0
     assert "constraint violations: none" in capsys.readouterr().out
     by_type = Counter(q.question_type for q in read_questions(out))
-    assert set(by_type) == set(QUESTION_TYPES) and sum(by_type.values()) > 1000
+    assert set(by_type) == set(QUESTION_TYPES) and sum(by_type.values()) > 200
+
+
+def test_ids_set_ids_and_order_carry_nothing_about_the_key(corpus, generated):
+    import dataclasses
+    import itertools
+    import random
+
+    from curation.generation.sets import set_identifier
+    from curation.records import seeded_order
+
+    _, qs = generated
+    for q in qs[:50]:  # the id does not move with the answer
+        assert dataclasses.replace(q, answer="ABCD"[(q.key_index + 1) % 4], id="").id == q.id
+    sets = defaultdict(list)
+    for q in qs:
+        sets[q.set_id].append(q)
+    for sid, members in sets.items():  # nothing but the shared text and the sorted paths
+        q0 = members[0]
+        assert sid == set_identifier(q0.question, q0.options, [q.path_id for q in members])
+    # rows in the seeded order of their ids, whatever order they came in; sets scattered
+    shuffled = list(qs)
+    random.Random(3).shuffle(shuffled)
+    assert [q.id for q in seeded_order(shuffled, 0)] == [q.id for q in qs]
+    adjacent = sum(a.set_id == b.set_id for a, b in itertools.pairwise(qs))
+    assert adjacent < 0.05 * len(qs)
+    assert [q.answer for q in qs[:8]] != sorted(q.answer for q in qs[:8])
+
+
+def test_information_budget_is_what_keeps_the_checkers_at_zero(corpus, generated):
+    gen, qs = generated
+    budget = ["premise_conflicts", "diagnosis_narrowing", "key_coupling"]
+    assert check_all(qs, corpus, gen.organs, only=budget) == []
+    fig = gen.stats["information_budget"]
+    assert fig["enforced"] and fig["scope"] == "path"
+    assert sum(fig["path_skips"].values()) > 0 and set(fig["sets_blocked"]) == set(budget)
+    per = gen.stats["per_path"]
+    assert per["by_type"]["diagnosis"]["max"] == 1  # one diagnosis question per path
+    assert sum(int(k) * v for k, v in per["histogram"].items()) == len(qs)
+    # the previous recipe forms more sets and breaks every rule of the budget
+    off = Generator(corpus, seed=0, config=GeneratorConfig(information_budget=False))
+    found = summarize(check_all(off.generate(), corpus, off.organs, only=budget))
+    assert set(found) == set(budget)
+    assert not off.stats["information_budget"]["enforced"]
+    # the strict scope: no feature given on a patient is tested anywhere on that patient
+    strict = Generator(corpus, seed=0, config=GeneratorConfig(budget_scope="patient"))
+    sq = strict.generate()
+    from curation.budget import check_premise_conflicts
+
+    assert sq and check_premise_conflicts(sq, scope="patient") == []
+    with pytest.raises(ConfigError, match="budget_scope"):
+        GeneratorConfig(budget_scope="slide").validate()

@@ -34,6 +34,11 @@ class GeneratorConfig:
     dropped from over-represented splits until each split's share of the questions is
     within this of its share of the zoom paths (None: keep everything).
     ``max_type_share``: likewise, no type above this share of the questions (None: no cap).
+    ``information_budget``: skip a path for a set that would break the budget of
+    :mod:`curation.budget` there (False: the previous recipe, which leaks across rows).
+    ``budget_scope``: a feature one question gives is never tested by another question of
+    its zoom path (``"path"``) or of its whole patient (``"patient"``: fewer questions);
+    the diagnosis is always per patient.
     """
 
     max_per_path: int = 4
@@ -46,6 +51,8 @@ class GeneratorConfig:
     split_min_chunk: int = DEFAULT_MIN_CHUNK
     split_tolerance: float | None = 0.005
     max_type_share: float | None = 0.35
+    information_budget: bool = True
+    budget_scope: str = "path"
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first knob out of range."""
@@ -65,6 +72,8 @@ class GeneratorConfig:
                 f"question_types {list(self.question_types)}: give one or more of "
                 f"{', '.join(QUESTION_TYPES)}"
             )
+        if self.budget_scope not in ("patient", "path"):
+            raise ConfigError(f"budget_scope {self.budget_scope!r}: use 'patient' or 'path'")
         if self.split_min_chunk < 0:
             raise ConfigError("split_min_chunk must be >= 0")
         if self.split_tolerance is not None and not 0.0 <= self.split_tolerance < 1.0:

@@ -26,12 +26,16 @@ def sets_to_drop(
     one) is dropped from the split x type cell that relieves a violation and whose split
     and type are most over-represented together. The type cap is at least ``1 / k`` for
     ``k`` types present, and type trimming stops once a quarter of the questions is gone
-    (split tracking does not).
+    (split tracking does not; it stops when a drop would not lower the largest excess,
+    and a split without questions is left out of its targets).
     """
     tol, cap = split_tolerance, max_type_share
     if tol is None and cap is None:
         return set()
-    path_share = Counter(splits.values())
+    # a split without questions cannot be helped by dropping others' sets: the targets
+    # are the path shares among the splits that have questions
+    present = {q.split for q in questions}
+    path_share = Counter(s for s in splits.values() if s in present)
     n_paths = sum(path_share.values())
     target = {s: path_share[s] / n_paths for s in path_share}
     sets: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -70,6 +74,10 @@ def sets_to_drop(
         if not choices:
             break
         _, s, t = max(choices)
+        if not over_t and _worst_after(by_split, target, s, size[sets[(s, t)][-1]]) >= max(
+            excess_s.values()
+        ):
+            break  # too few questions for the tolerance: a drop would only move the excess
         sid = sets[(s, t)].pop()
         dropped.add(sid)
         n = size[sid]
@@ -78,3 +86,13 @@ def sets_to_drop(
         cell[(s, t)] -= n
         total -= n
     return dropped
+
+
+def _worst_after(by_split: Counter[str], target: Mapping[str, float], split: str, n: int) -> float:
+    """The largest split excess once ``n`` questions of ``split`` are gone."""
+    total = sum(by_split.values()) - n
+    if total <= 0:
+        return float("inf")
+    return max(
+        (by_split[s] - (n if s == split else 0)) / total - target.get(s, 0.0) for s in by_split
+    )

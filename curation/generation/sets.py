@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from curation.annotations import Annotation
+from curation.budget import Profile, profile_of
 from curation.errors import ValidationError
+from curation.generation.budget import BudgetLedger
 from curation.generation.candidates import Candidate
 from curation.generation.pools import Pool
 from curation.options import OptionSet, Slot, claims_to_json, option_truths, square
@@ -28,6 +30,15 @@ from curation.templates import TYPES, Family, QuestionType, template_ids
 def short_hash(*parts: Any) -> str:
     """12 hex digits of SHA-256 over the parts joined by ``|``."""
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
+def set_identifier(question: str, options: Sequence[str], path_ids: Iterable[str]) -> str:
+    """A set's id from what its members publish: text, options and the *sorted* path ids.
+
+    Nothing about which path got which cell (the key) or about the seed enters, so the id
+    cannot be brute-forced back into the assignment.
+    """
+    return "set-" + short_hash(question, *options, *sorted(path_ids))
 
 
 @dataclass
@@ -49,20 +60,30 @@ class Ledger:
     used_pairs: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     path_pairs: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
     sets: dict[str, SetInfo] = field(default_factory=dict)
+    total: Counter[str] = field(default_factory=Counter)
+    """Questions per path over all types."""
+    budget: BudgetLedger = field(default_factory=BudgetLedger)
+    blocked_sets: Counter[str] = field(default_factory=Counter)
+    """Candidate sets not formed because a cell's only free paths were over budget, by rule."""
 
     def clear(self) -> None:
         """Forget everything formed."""
         self.usage.clear()
+        self.total.clear()
         self.used_pairs.clear()
         self.path_pairs.clear()
         self.sets.clear()
+        self.budget.clear()
+        self.blocked_sets.clear()
 
     def drop_set(self, set_id: str) -> SetInfo | None:
-        """Forget one set (its paths' usage goes down); None if unknown."""
+        """Forget one set (its paths' usage and budget go down); None if unknown."""
+        self.budget.release(set_id)
         info = self.sets.pop(set_id, None)
         if info is not None:
             for pid in info.paths:
                 self.usage[info.qtype][pid] -= 1
+                self.total[pid] -= 1
         return info
 
 
@@ -119,13 +140,27 @@ class SetFormer:
     """Forms complementary sets in pools, recording them in a :class:`Ledger`."""
 
     def __init__(
-        self, ledger: Ledger, splits: Mapping[str, str], seed: int, max_per_path: int, per_pair: int
+        self,
+        ledger: Ledger,
+        splits: Mapping[str, str],
+        max_per_path: int,
+        per_pair: int,
+        budget: bool = True,
     ) -> None:
         self.ledger = ledger
         self.splits = splits
-        self.seed = seed
         self.max_per_path = max_per_path
         self.per_pair = per_pair
+        self.enforce_budget = budget
+        self._profiles: dict[str, Profile] = {}
+
+    def profile(self, c: Candidate) -> Profile:
+        """What a question over ``c``'s slot pair gives and tests (same on every path)."""
+        if c.key not in self._profiles:
+            s1, s2 = c.slots
+            claims = [[*a.claims, *b.claims] for a in s1.alts for b in s2.alts]
+            self._profiles[c.key] = profile_of(c.fam.premise, claims)
+        return self._profiles[c.key]
 
     def form_sets(
         self,
@@ -137,41 +172,68 @@ class SetFormer:
         extra_cap: int = 0,
     ) -> list[Question]:
         """Greedy sets over ``cands`` (at most ``limit``), least-used paths first."""
+        made: list[Question] = []
+        for n_sets, members in enumerate(
+            self.iter_sets(pool, cands, rng, avoid_templates, extra_cap)
+        ):
+            if limit is not None and n_sets >= limit:
+                break
+            made.extend(members)
+        return made
+
+    def iter_sets(
+        self,
+        pool: Pool,
+        cands: list[Candidate],
+        rng: random.Random,
+        avoid_templates: Iterable[str] = (),
+        extra_cap: int = 0,
+    ) -> Iterator[list[Question]]:
+        """Form sets one at a time (lazily: the ledger is read when each set is formed).
+
+        Each pass over the shuffled candidates tries one set per candidate; for each value
+        cell the path least used (this type, then all types, then a seeded rank) among
+        those under ``max_per_path`` and within the information budget is picked.
+        """
         qtype = TYPES[pool.qtype]
         usage = self.ledger.usage[pool.qtype]
+        total = self.ledger.total
         rank = {a.path_id: rng.random() for a in pool.anns}
         rng.shuffle(cands)
         cap = self.max_per_path + extra_cap
         tids = [t for t in template_ids(pool.qtype) if t not in set(avoid_templates)]
         tids = tids or template_ids(pool.qtype)
-        made: list[Question] = []
-        n_sets = 0
         for _ in range(self.per_pair):
             for c in cands:
-                if limit is not None and n_sets >= limit:
-                    return made
+                profile = self.profile(c) if self.enforce_budget else None
                 picks: list[Annotation] = []
                 for cell in c.cells:
                     best: Annotation | None = None
+                    best_key: tuple[int, int, float] | None = None
+                    over: str | None = None
                     for i in cell:
                         a = pool.anns[i]
                         if usage[a.path_id] >= cap or a.path_id in c.members:
                             continue
                         if c.key in self.ledger.path_pairs[(pool.qtype, a.path_id)]:
                             continue
-                        if best is None or (usage[a.path_id], rank[a.path_id]) < (
-                            usage[best.path_id],
-                            rank[best.path_id],
-                        ):
-                            best = a
+                        if profile is not None:
+                            rule = self.ledger.budget.blocked(a, profile, picks)
+                            if rule is not None:
+                                self.ledger.budget.skips[rule] += 1
+                                over = over or rule
+                                continue
+                        k = (usage[a.path_id], total[a.path_id], rank[a.path_id])
+                        if best_key is None or k < best_key:
+                            best, best_key = a, k
                     if best is None:
+                        if over is not None:
+                            self.ledger.blocked_sets[over] += 1
                         break
                     picks.append(best)
                 if len(picks) < 4:
                     continue
-                made.extend(self._make_set(pool, qtype, c, picks, rng, tids))
-                n_sets += 1
-        return made
+                yield self._make_set(pool, qtype, c, picks, rng, tids)
 
     def _make_set(
         self,
@@ -190,7 +252,7 @@ class SetFormer:
         template = rng.choice(tids)
         text = qtype.question(template, fam, [s1, s2], pool.organ)
         paths = [a.path_id for a in picks]
-        set_id = short_hash("set", self.seed, pool.key, c.key, *paths)
+        set_id = set_identifier(text, opts.texts, paths)
         out = []
         for cell, ann in zip(((0, 0), (0, 1), (1, 0), (1, 1)), picks):
             q = build_question(
@@ -210,8 +272,11 @@ class SetFormer:
             q.id = q.content_id()
             out.append(q)
             self.ledger.usage[pool.qtype][ann.path_id] += 1
+            self.ledger.total[ann.path_id] += 1
             self.ledger.path_pairs[(pool.qtype, ann.path_id)].add(c.key)
             c.members.add(ann.path_id)
         self.ledger.used_pairs[pool.key].add(c.key)
         self.ledger.sets[set_id] = SetInfo(pool.qtype, pool.key, c.key, template, paths)
+        if self.enforce_budget:
+            self.ledger.budget.add(set_id, self.profile(c), picks)
         return out

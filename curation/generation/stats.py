@@ -38,8 +38,13 @@ def generation_stats(
     seed: int,
     n_cands: int,
     rebalanced: int,
+    budget: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Counts per type and split, retention of candidate slots, sets and drops."""
+    """Counts per type and split, retention of candidate slots, sets and drops.
+
+    ``budget``: the information budget's figures (``path_skips``, ``sets_blocked`` by rule),
+    reported under ``information_budget`` with the questions per path.
+    """
     slots = candidate_slots(annotations, dx_groups, config)
     by_type = Counter(q.question_type for q in questions)
     by_split = Counter(q.split for q in questions)
@@ -58,4 +63,29 @@ def generation_stats(
         "diagnosis_slides": len(dx_slides),
         "diagnosis_groups": len(dx_groups),
         "sets_dropped_to_rebalance": rebalanced,
+        "per_path": per_path(questions, annotations),
+        "information_budget": dict(budget or {"enforced": False}),
     }
+
+
+def per_path(questions: Sequence[Question], annotations: Sequence[Annotation]) -> dict[str, Any]:
+    """Questions per zoom path: over all paths, and per type over the paths carrying it."""
+    n = Counter(q.path_id for q in questions)
+    by_type: dict[str, Counter[str]] = {t: Counter() for t in QUESTION_TYPES}
+    for q in questions:
+        by_type[q.question_type][q.path_id] += 1
+    counts = [n.get(a.path_id, 0) for a in annotations]
+    out: dict[str, Any] = {
+        "mean": round(sum(counts) / len(counts), 3) if counts else 0.0,
+        "max": max(counts, default=0),
+        "histogram": {str(k): v for k, v in sorted(Counter(counts).items())},
+        "by_type": {},
+    }
+    for t, c in by_type.items():
+        vals = list(c.values())
+        out["by_type"][t] = {
+            "paths": len(vals),
+            "mean": round(sum(vals) / len(vals), 3) if vals else 0.0,
+            "max": max(vals, default=0),
+        }
+    return out

@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         f"retention: {n} of {stats['candidate_slots']} candidate slots "
         f"({stats['retention']:.1%}; {args.max_per_path} per zoom path and type)"
     )
+    for line in budget_lines(stats):
+        print(line)
     for line in empty_split_warnings(args, gen, splits):
         print(f"warning: {line}", file=sys.stderr)
     summary = summarize(violations)
@@ -163,3 +165,26 @@ def empty_split_warnings(args: argparse.Namespace, gen: Any, splits: dict[str, A
             f"every split, which can leave every pool too small with few paths)"
         )
     return out
+
+
+def budget_lines(stats: dict[str, Any]) -> list[str]:
+    """Questions per zoom path by type and what the information budget skipped."""
+    per = stats.get("per_path", {})
+    by_type = ", ".join(
+        f"{t} {v['mean']:.2f} on {v['paths']}" for t, v in per.get("by_type", {}).items()
+    )
+    lines = [
+        f"questions per zoom path: {per.get('mean', 0):.2f} (max {per.get('max', 0)}); "
+        f"per type, over the paths carrying it: {by_type}"
+    ]
+    fig = stats.get("information_budget", {})
+    if fig.get("enforced"):
+        skips = ", ".join(f"{k} {v}" for k, v in fig["path_skips"].items())
+        blocked = ", ".join(f"{k} {v}" for k, v in fig["sets_blocked"].items())
+        lines.append(
+            f"information budget ({fig['scope']} scope): paths skipped by rule: {skips}; "
+            f"sets not formed: {blocked}"
+        )
+    else:
+        lines.append("information budget: off")
+    return lines

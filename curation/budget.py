@@ -1,0 +1,224 @@
+"""The information budget: what the questions of one zoom path and patient may reveal together.
+
+A row that is leak-free alone can still be answered from the *other* rows of its zoom path
+or patient. Three rules close that, each a checker with the signature of
+:mod:`curation.constraints` (registered in ``check_all``), and each enforced by the
+generator as it forms sets (:mod:`curation.generation.budget`):
+
+- ``premise_conflicts``: a feature that any question states as given (its premise, or a
+  claim every option makes alike) is never a feature another question of the same zoom
+  path tests, and the diagnosis never one of the same patient (``scope="patient"``: no
+  feature either, across the patient's paths). Compared at the feature level, across
+  scales: "X at low power" and "X at medium power" inform each other.
+- ``diagnosis_narrowing``: one patient's diagnosis questions offer one and the same list of
+  diagnoses (else their lists, intersected, narrow the diagnosis down).
+- ``key_coupling``: no two questions of one zoom path test the same fact (a feature at one
+  scale; the diagnosis): knowing or deducing one key would fix or narrow the other.
+
+Everything is read from the provenance in ``Question.extra`` (``premise``, ``claims``), over
+claims of any shape: a claim is a list whose last element is its truth value; the *fact*
+is the claim without it (``[feature, scale]``, ``["@dx", diagnosis]``, or longer claims such
+as a feature with a compartment); the *feature* is the fact's first element. A question
+without provenance is skipped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from curation.options import DX
+from curation.records import Question
+from curation.violations import Annotations, Organs, Violation
+
+Fact = tuple[Any, ...]
+
+
+def fact_of(claim: Sequence[Any]) -> Fact:
+    """The claim's identity without its truth value (the last element)."""
+    return tuple(claim[:-1])
+
+
+def fact_key(fact: Fact) -> str:
+    """A fact as one string (``"feature@scale"``; every diagnosis fact is ``"@dx"``)."""
+    if feature_of(fact) == DX:
+        return DX
+    return "@".join(map(str, fact))
+
+
+def feature_of(fact: Fact) -> str:
+    """The feature a fact is about (``"@dx"`` for every diagnosis fact)."""
+    return str(fact[0])
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one question gives, tests and offers, at the feature level."""
+
+    given: frozenset[str]
+    tested: frozenset[str]
+    dx_options: frozenset[str] | None = None
+    tested_facts: frozenset[str] = frozenset()
+    """The tested facts themselves (feature and scale, ...), as ``fact_key`` strings."""
+
+    def conflicts(self, other: Profile) -> set[str]:
+        """Features one of the two gives and the other tests."""
+        return set(self.given & other.tested) | set(self.tested & other.given)
+
+
+def profile_of(
+    premise: Iterable[Sequence[Any]], options: Sequence[Iterable[Sequence[Any]]]
+) -> Profile:
+    """The profile of a question with ``premise`` claims and per-option claims.
+
+    Given: the premise's facts and every fact each option claims with the same truth value.
+    Tested: every other fact an option claims (its truth varies over the options, or some
+    options do not claim it). Diagnosis options: the diagnoses the options name.
+    """
+    truths: dict[Fact, set[bool]] = defaultdict(set)
+    count: dict[Fact, int] = defaultdict(int)
+    for claims in options:
+        seen: set[Fact] = set()
+        for c in claims:
+            f = fact_of(c)
+            truths[f].add(bool(c[-1]))
+            if f not in seen:
+                count[f] += 1
+                seen.add(f)
+    given = {fact_of(c) for c in premise}
+    constant = {f for f, t in truths.items() if len(t) == 1 and count[f] == len(options)}
+    given |= constant
+    tested = set(truths) - constant
+    dx = {str(f[1]) for f in truths if feature_of(f) == DX and len(f) > 1}
+    return Profile(
+        frozenset(feature_of(f) for f in given),
+        frozenset(feature_of(f) for f in tested),
+        frozenset(dx) if dx else None,
+        frozenset(fact_key(f) for f in tested),
+    )
+
+
+def question_profile(q: Question) -> Profile | None:
+    """The profile of ``q`` from its provenance; None without ``extra["claims"]``."""
+    claims = q.extra.get("claims") if q.extra else None
+    if not isinstance(claims, list) or len(claims) != len(q.options):
+        return None
+    return profile_of(q.extra.get("premise", []) or [], claims)
+
+
+def _profiles(questions: Sequence[Question]) -> list[tuple[Question, Profile]]:
+    return [(q, p) for q in questions if (p := question_profile(q)) is not None]
+
+
+SCOPES = ("path", "patient")
+
+
+def check_premise_conflicts(
+    questions: Sequence[Question],
+    annotations: Annotations = None,
+    organs: Organs = None,
+    scope: str = "path",
+) -> list[Violation]:
+    """No feature one question gives is tested by another of the same path or patient.
+
+    A feature of a zoom path is compared on its path (``scope="path"``, the default) or on
+    its whole patient, else slide (``scope="patient"``, the strict reading: paths of one
+    patient share tissue); the diagnosis (``"@dx"``) is a fact of the patient, so it is
+    always compared per patient. One violation per question whose tested features another
+    question gives.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope {scope!r}: use one of {', '.join(SCOPES)}")
+
+    def unit(q: Question, feature: str) -> str:
+        if feature == DX or scope == "patient":
+            return f"patient/slide {q.group!r}"
+        return f"zoom path {q.path_id!r}"
+
+    givers: dict[tuple[str, str], list[Question]] = defaultdict(list)
+    items = _profiles(questions)
+    for q, p in items:
+        for f in p.given:
+            givers[(unit(q, f), f)].append(q)
+    out = []
+    for q, p in items:
+        hits = sorted(
+            (unit(q, f), f, g.id)
+            for f in p.tested
+            for g in givers.get((unit(q, f), f), ())
+            if g is not q
+        )
+        if hits:
+            where, _, gid = hits[0]
+            out.append(
+                Violation(
+                    "premise_conflicts",
+                    q.id,
+                    f"tests {sorted({h[1] for h in hits})} on {where}, which question {gid} "
+                    f"(and {len(hits) - 1} other pairing(s)) states as given; a premise must "
+                    f"not be what another question of the path or patient asks",
+                )
+            )
+    return out
+
+
+def check_diagnosis_narrowing(
+    questions: Sequence[Question], annotations: Annotations = None, organs: Organs = None
+) -> list[Violation]:
+    """A patient's (else slide's) diagnosis questions all offer the same list of diagnoses."""
+    lists: dict[str, dict[frozenset[str], Question]] = defaultdict(dict)
+    for q, p in _profiles(questions):
+        if p.dx_options is not None:
+            lists[q.group].setdefault(p.dx_options, q)
+    out = []
+    for group, found in sorted(lists.items()):
+        if len(found) < 2:
+            continue
+        common = frozenset.intersection(*found)
+        first = min(found.values(), key=lambda q: q.id)
+        out.append(
+            Violation(
+                "diagnosis_narrowing",
+                first.id,
+                f"patient/slide {group!r} has {len(found)} diagnosis option lists "
+                f"{sorted(sorted(x) for x in found)}; taken together they narrow its diagnosis "
+                f"to {sorted(common)}; give a patient's diagnosis questions one list",
+            )
+        )
+    return out
+
+
+def check_key_coupling(
+    questions: Sequence[Question], annotations: Annotations = None, organs: Organs = None
+) -> list[Violation]:
+    """No two questions of one zoom path test an overlapping feature (one per later question)."""
+    by_path: dict[str, list[tuple[Question, Profile]]] = defaultdict(list)
+    for q, p in _profiles(questions):
+        if q.path_id:
+            by_path[q.path_id].append((q, p))
+    out = []
+    for path, items in sorted(by_path.items()):
+        for i, (q, p) in enumerate(items):
+            for r, pr in items[:i]:
+                shared = p.tested_facts & pr.tested_facts
+                if shared:
+                    out.append(
+                        Violation(
+                            "key_coupling",
+                            q.id,
+                            f"tests {sorted(shared)} on zoom path {path!r}, as question {r.id} "
+                            f"does: one key would fix or narrow the other",
+                        )
+                    )
+                    break
+    return out
+
+
+BUDGET = {
+    "premise_conflicts": check_premise_conflicts,
+    "diagnosis_narrowing": check_diagnosis_narrowing,
+    "key_coupling": check_key_coupling,
+}
+"""The information-budget checkers by name (dataset level)."""

@@ -1,0 +1,117 @@
+"""The information budget as generation enforces it: a ledger of what each path and patient
+already gives and tests (rules and checkers: :mod:`curation.budget`).
+
+A candidate path is skipped for a set whose question would break a rule there:
+
+- ``premise_conflicts``: the question gives a feature the path's patient already tests, or
+  tests one the patient already gives (feature level, across scales and across the
+  patient's paths, the set's other members included);
+- ``diagnosis_narrowing``: the question offers a list of diagnoses other than the one the
+  patient's diagnosis questions already offer;
+- ``key_coupling``: the question tests a fact (feature at a scale) another question of the
+  path tests.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+from curation.annotations import Annotation
+from curation.budget import Profile
+from curation.options import DX
+
+RULES = ("premise_conflicts", "diagnosis_narrowing", "key_coupling")
+
+
+def _any_in(features: frozenset[str], counts: Counter[str]) -> bool:
+    return any(counts.get(f, 0) > 0 for f in features)
+
+
+class BudgetLedger:
+    """Features given and tested per patient (else slide) and per path, diagnosis lists.
+
+    ``scope``: where a feature a question gives may not be tested by another, ``"path"``
+    (its zoom path) or ``"patient"`` (every path of its patient), as in
+    :func:`curation.budget.check_premise_conflicts`; the diagnosis and its option lists are
+    always per patient, key coupling always per path.
+    """
+
+    def __init__(self, scope: str = "patient") -> None:
+        self.scope = scope
+        self.given: dict[str, Counter[str]] = defaultdict(Counter)
+        self.tested: dict[str, Counter[str]] = defaultdict(Counter)
+        self.path_tested: dict[str, Counter[str]] = defaultdict(Counter)
+        self.dx_lists: dict[str, Counter[frozenset[str]]] = defaultdict(Counter)
+        self.skips: Counter[str] = Counter()
+        """Times an otherwise eligible path was passed over, by the rule it would break."""
+        self._sets: dict[str, tuple[Profile, list[Annotation]]] = {}
+
+    def clear(self) -> None:
+        """Forget everything (skip counts too)."""
+        for d in (self.given, self.tested, self.path_tested, self.dx_lists):
+            d.clear()
+        self.skips.clear()
+        self._sets.clear()
+
+    def _unit(self, a: Annotation, feature: str = "") -> str:
+        if self.scope == "patient" or feature == DX:
+            return f"g:{a.group}"
+        return f"p:{a.path_id}"
+
+    def blocked(
+        self, a: Annotation, profile: Profile, pending: Sequence[Annotation] = ()
+    ) -> str | None:
+        """The rule a question with ``profile`` on path ``a`` would break, else None.
+
+        ``pending``: the set's members already picked (the same question on their paths).
+        """
+        if _any_in(profile.tested_facts, self.path_tested[a.path_id]):
+            return "key_coupling"
+        for f in profile.given:
+            if self.tested[self._unit(a, f)].get(f, 0) > 0:
+                return "premise_conflicts"
+        for f in profile.tested:
+            if self.given[self._unit(a, f)].get(f, 0) > 0:
+                return "premise_conflicts"
+        for f in profile.given & profile.tested:
+            if any(self._unit(p, f) == self._unit(a, f) for p in pending):
+                return "premise_conflicts"
+        if profile.dx_options is not None:
+            lists = self.dx_lists[a.group]
+            if any(n > 0 and lst != profile.dx_options for lst, n in lists.items()):
+                return "diagnosis_narrowing"
+        return None
+
+    def add(self, set_id: str, profile: Profile, members: Sequence[Annotation]) -> None:
+        """Record a formed set: its question's profile on each member path."""
+        for a in members:
+            self._count(a, profile, +1)
+        self._sets[set_id] = (profile, list(members))
+
+    def release(self, set_id: str) -> None:
+        """Forget a dropped set (unknown ids are ignored)."""
+        entry = self._sets.pop(set_id, None)
+        if entry is None:
+            return
+        profile, members = entry
+        for a in members:
+            self._count(a, profile, -1)
+
+    def _count(self, a: Annotation, profile: Profile, step: int) -> None:
+        for book, feats in ((self.given, profile.given), (self.tested, profile.tested)):
+            for f in feats:
+                counts = book[self._unit(a, f)]
+                counts[f] += step
+                if counts[f] <= 0:
+                    del counts[f]
+        counts = self.path_tested[a.path_id]
+        for f in profile.tested_facts:
+            counts[f] += step
+            if counts[f] <= 0:
+                del counts[f]
+        if profile.dx_options is not None:
+            lists = self.dx_lists[a.group]
+            lists[profile.dx_options] += step
+            if lists[profile.dx_options] <= 0:
+                del lists[profile.dx_options]

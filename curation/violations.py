@@ -1,0 +1,27 @@
+"""The violation record and the checker signature shared by every constraint module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from curation.annotations import Annotation
+from curation.organs import Organ
+from curation.records import Question
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken constraint."""
+
+    constraint: str
+    question_id: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.constraint}] {self.question_id or '-'}: {self.message}"
+
+
+Annotations = Mapping[str, Annotation] | None
+Organs = Mapping[str, Organ] | None
+Checker = Callable[[Sequence[Question], Annotations, Organs], list[Violation]]
