@@ -122,7 +122,7 @@ def test_generated_questions_meet_every_definition(generated):
     assert summarize(check_all(generated)) == {}
     for q in generated:
         if q.question_type == "localization":
-            assert all(str(c[1]).startswith((IN, WITH)) for o in q.extra["claims"] for c in o)
+            assert all(any(str(c[1]).startswith((IN, WITH)) for c in o) for o in q.extra["claims"])
         if q.question_type == "corroboration":
             assert "suggests" not in q.question and q.extra["premise"]
 

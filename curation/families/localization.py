@@ -4,7 +4,10 @@ Options differ only by compartment or spatial relationship; correctness depends 
 placement, not morphology (atypical cells within the epithelium vs beneath it is the
 in-situ vs invasive distinction). The claims are placements
 (:data:`curation.options.IN`, :data:`curation.options.WITH`), decided only where the
-annotation records the compartment a finding lies in (``locations``).
+annotation records the compartment a finding lies in (``locations``). Every option also
+claims each feature seen at the coarsest power where it is visible (the same claim in all
+four options: a given, which the information budget of :mod:`curation.budget` then keeps
+out of the other questions of the path).
 
 Families: ``locr:<feature>`` (that feature in one of two compartments it can lie in, feature two in
 the same compartment or another) and ``locc`` (each of two features in one of two
@@ -84,11 +87,12 @@ class Localization(QuestionType):
     @staticmethod
     def _in_slot(organ: Organ, fid: str, x: str, y: str, tag: str) -> Slot:
         f = organ.features[fid]
+        seen = (fid, f.scales[0], True)
         return Slot(
             f"{tag}:{fid}:{x}|{y}",
             (
-                Alt(((fid, IN + x, True),), f"{f.phrase} within the {compartment_words(x)}"),
-                Alt(((fid, IN + y, True),), f"{f.phrase} within the {compartment_words(y)}"),
+                Alt((seen, (fid, IN + x, True)), f"{f.phrase} within the {compartment_words(x)}"),
+                Alt((seen, (fid, IN + y, True)), f"{f.phrase} within the {compartment_words(y)}"),
             ),
             (fid,),
             f.phrase,
@@ -111,12 +115,13 @@ class Localization(QuestionType):
                 if g == a or not set(organ.compartments_of(g)) & set(organ.compartments_of(a)):
                     continue
                 p = organ.features[g].phrase
+                seen = (g, organ.features[g].scales[0], True)
                 rel.append(
                     Slot(
                         f"loc2:{g}:{a}",
                         (
-                            Alt(((g, WITH + a, True),), f"{p} in the same compartment"),
-                            Alt(((g, WITH + a, False),), f"{p} in another compartment"),
+                            Alt((seen, (g, WITH + a, True)), f"{p} in the same compartment"),
+                            Alt((seen, (g, WITH + a, False)), f"{p} in another compartment"),
                         ),
                         (g,),
                         p,
