@@ -108,7 +108,7 @@ def test_naive_mode_is_the_leaky_baseline(corpus):
 def test_regenerate_replaces_whole_sets_with_unused_pairs(corpus):
     gen = Generator(corpus, seed=0)
     qs = gen.generate()
-    flagged = [q for q in qs if q.question_type == "explanation"][:8:4]  # two sets
+    flagged = [q for q in qs if q.question_type == "correspondence"][:8:4]  # two sets
     condemned = {q.set_id for q in flagged}
     old_pairs = {(q.extra["pool"], q.extra["family"], tuple(q.extra["slots"])) for q in qs}
     new = gen.regenerate(flagged, round=1)

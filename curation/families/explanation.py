@@ -29,7 +29,7 @@ FORBIDDEN = re.compile(
 )
 """Causal, explanatory, directional or zoom-in wording a type D stem or option may not use."""
 
-MAX_PHRASE_GAP = 12
+MAX_PHRASE_GAP = 16
 """Two features share a slot only if their phrases differ by at most this many characters
 (option lengths must stay within the generator's length spread)."""
 
@@ -84,7 +84,7 @@ class Explanation(QuestionType):
         for sx, sy in (("low", "high"), ("mid", "high"), ("low", "mid")):
             band = [f for f in organ.features.values() if pmin <= prob(organ, f.id, dx) <= 1 - pmin]
             xs = [f for f in band if sx in f.scales]
-            ys = [f for f in band if sy in f.scales and sx not in f.scales]
+            ys = [f for f in band if sy in f.scales]
             if len(xs) < 2 or len(ys) < 2:
                 continue
             fams.append(
