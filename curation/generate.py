@@ -20,9 +20,16 @@ with one option list (a 2x2 square, one shared option order) on four zoom paths,
 making a different option the key. Every claim an option makes is annotated on its path
 (present, or looked for and absent), so the key is true and every distractor false; any
 function of the text is right exactly once per set, and every option phrase is the key
-exactly 1/4 of the times it appears within its type. Finally whole sets are dropped
-(seeded) until each split's share of the questions tracks its share of the paths and no
-type dominates (:mod:`curation.generation.rebalance`).
+exactly 1/4 of the times it appears within its type. Under the *information budget*
+(:mod:`curation.budget`, enforced by :mod:`curation.generation.budget`) a path is skipped
+for a set whose question would give a feature another question of the path tests (or test
+one it gives), offer its patient a second list of diagnoses, or test a fact another
+question of the path tests; pools take turns, one set each, a type ahead of its fair share
+waiting. Finally whole sets are dropped (seeded) until each split's share of the questions
+tracks its share of the paths and no type dominates
+(:mod:`curation.generation.rebalance`), and the rows are put in a seeded order of their
+ids, which hash published content only (:func:`curation.records.seeded_order`; a set's id
+hashes its text, options and sorted paths).
 
 ``naive=True`` writes the release's way instead: per path the key is the true combination
 of three slots and each distractor flips one slot (the key is the hub of the set); letters
@@ -55,7 +62,7 @@ date the same way.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -181,8 +188,8 @@ class Generator:
                 continue
             cands = self._candidates(pool, self.config.pmin, set())
             n_cands += len(cands)
-            streams.append(self._former.iter_sets(pool, cands, rng))
-        out.extend(interleave(streams))
+            streams.append((pool.qtype, self._former.iter_sets(pool, cands, rng)))
+        out.extend(interleave(streams, self._formation_cap()))
         if self.naive:
             out = balance_letters(out, self.seed)
         out = dedup(out)
@@ -293,6 +300,12 @@ class Generator:
             made_all.extend(made)
         return made_all
 
+    def _formation_cap(self) -> float | None:
+        """Under the budget, a type ahead of its fair share (1/k of k types) waits its turn."""
+        if not self.config.information_budget:
+            return None
+        return 1.0 / len(self.config.question_types)
+
     def _budget_figures(self) -> dict[str, Any]:
         if self.naive or not self.config.information_budget:
             return {"enforced": False}
@@ -320,21 +333,35 @@ class Generator:
         return [q for q in questions if q.set_id not in dropped]
 
 
-def interleave(streams: Sequence[Iterable[list[Question]]]) -> list[Question]:
-    """One set from each stream in turn until all are spent (pools share paths' budgets).
+def interleave(
+    streams: Sequence[tuple[str, Iterable[list[Question]]]], cap: float | None = None
+) -> list[Question]:
+    """One set from each ``(type, stream)`` in turn until all are spent.
 
-    Pools of different types draw on the same paths: taken in turn, every type gets its
-    share of each path's features instead of the first type taking them all.
+    Pools of different types draw on the same paths' budgets: taken in turn, every type
+    gets its share of each path's features instead of the first type taking them all. With
+    ``cap``, a type above that share of the sets so far waits its turn while another type
+    can still form sets (the rebalance would drop its extra sets, whose features the
+    others could have used). Measured on 1,500 paths: localization 108 -> 224 questions,
+    the total about the same.
     """
-    live = [iter(s) for s in streams]
+    live = [(t, iter(s)) for t, s in streams]
     out: list[Question] = []
+    made: Counter[str] = Counter()
     while live:
+        types = {t for t, _ in live}
         still = []
-        for it in live:
+        for t, it in live:
+            total = sum(made.values())
+            ahead = cap is not None and len(types) > 1 and total and made[t] > cap * total
+            if ahead and any(made[u] <= cap * total for u in types if u != t):
+                still.append((t, it))
+                continue
             members = next(it, None)
             if members is not None:
                 out.extend(members)
-                still.append(it)
+                made[t] += 1
+                still.append((t, it))
         live = still
     return out
 

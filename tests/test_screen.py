@@ -174,7 +174,8 @@ def test_cli_screen_on_naive_generation_with_the_generator(tmp_path, capsys):
     from curation.generate import Generator
     from curation.simulate import simulate
 
-    anns = simulate(150, seed=1)
+    # three organs: enough paths per pool for complementary sets under the information budget
+    anns = simulate(150, ["skin", "colon", "lung"], seed=1)
     write_annotations(tmp_path / "ann.jsonl", anns)
     naive = Generator(anns, seed=1, naive=True).generate()
     write_questions(tmp_path / "naive.jsonl", naive)
