@@ -68,6 +68,8 @@ _FEATURE_KEYS = {
     "min_field_mm",
 }
 _DIAGNOSIS_KEYS = {"id", "name", "prevalence", "features", "synonyms", "locations"}
+PLACE_WORDS = r"\b(in|within|above|below|beneath|under|around|inside|into)\b"
+"""Prepositions of place: a phrase with one names where the feature lies."""
 DEFAULT_MIN_FIELD_MM = 1.0
 """Narrowest low-power field (mm) in which a low-power (architectural) feature is judged."""
 
@@ -276,7 +278,7 @@ def _check_feature_compartments(
     if len(set(many)) != len(many):
         bad(f"{fp}.compartments", "lists the same compartment twice")
     phrase = f.get("phrase")
-    if len(many) > 1 and isinstance(phrase, str) and re.search(r"\b(in|within)\b", phrase):
+    if len(many) > 1 and isinstance(phrase, str) and re.search(PLACE_WORDS, phrase):
         bad(
             f"{fp}.compartments",
             f"phrase {phrase!r} names a place itself; a feature that can lie in several "

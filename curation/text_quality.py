@@ -47,7 +47,11 @@ _CONTRA = (
         re.I,
     ),
 )
-_DOUBLE_PLACE = re.compile(r"\bin\s+(the\s+)?\w+(\s+\w+)?\s+within the\b", re.I)
+_DOUBLE_PLACE = re.compile(
+    r"\b(in|above|below|beneath|under|around|inside)\s+(the\s+)?\w+(\s+\w+)?\s+"
+    r"(within the|in the same compartment|in another compartment)\b",
+    re.I,
+)
 _REPEAT = re.compile(r"\b(\w+)\s+\1\b", re.I)
 _BRACES = re.compile(r"\{[A-Za-z0-9_]*\}")
 _SPACING = re.compile(r"  |\s[,;:.?!]|^\s|\s$")
