@@ -49,8 +49,11 @@ def be(phrase: str) -> str:
     last = words[-1].lower() if words else ""
     if last in _KEEP_ADJ:  # "crypt architecture preserved"
         last = words[-2].lower() if len(words) > 1 else ""
-    plural = (last.endswith("s") and not last.endswith(("ss", "sis", "us", "is"))) or (
-        last.endswith("i") and len(last) > 3
+    plural = (
+        (last.endswith("s") and not last.endswith(("ss", "sis", "us", "is")))
+        or (last.endswith("i") and len(last) > 3)
+        or last.endswith(("ae", "ea"))  # Latin plurals: corpora amylacea, lacunae
+        or (bool(words) and words[0].lower() in ("corpora", "foci", "nuclei"))
     )
     return "are" if plural else "is"
 

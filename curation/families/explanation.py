@@ -35,15 +35,15 @@ MAX_PHRASE_GAP = 16
 
 _TEMPLATES = {
     "explanation-fixed-1": "Which pairing of a {SX}-power finding with a {SY}-power finding "
-    "can all be true together in these images?",
+    "is true together in these images?",
     "explanation-fixed-2": "Which option pairs features across the {SX}-power and {SY}-power "
     "images that all coexist here?",
     "explanation-free-1": "Which pairing of a {SX}-power observation with a {SY}-power "
     "observation is borne out by the images?",
     "explanation-free-2": "Which combination of {SX}-power and {SY}-power findings holds "
     "together in these images?",
-    "explanation-free-3": "Of these pairings of {SX}-power and {SY}-power features, which are "
-    "all present together in these images?",
+    "explanation-free-3": "Of these pairings of {SX}-power and {SY}-power features, which one "
+    "is present together in these images?",
     "explanation-free-4": "Which option lists a {SX}-power and a {SY}-power finding that "
     "coexist in this image set?",
 }
