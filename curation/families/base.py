@@ -27,6 +27,13 @@ _KEEP_ADJ = ("intact", "preserved", "maintained", "normal")
 """Adjectives of a *preserved state*: negating such a phrase negates the adjective."""
 
 
+_HEAD_STOP = frozenset(
+    {"of", "in", "with", "and", "by", "from", "within", "on", "above", "below", "beneath"}
+    | {"under", "around", "inside", "into"}
+)
+"""Words that end a phrase's head noun ("mitotic figures above the basal layer")."""
+
+
 def cap(text: str) -> str:
     """First letter upper-cased (the rest untouched)."""
     return text[:1].upper() + text[1:]
@@ -43,7 +50,7 @@ def be(phrase: str) -> str:
     words = bare(phrase).split()
     # the head noun of "X of Y" / "X in Y" / "X with Y" is before the preposition
     for i, w in enumerate(words):
-        if w in ("of", "in", "with", "and", "by", "from", "within", "on") and i:
+        if w in _HEAD_STOP and i:
             words = words[:i]
             break
     last = words[-1].lower() if words else ""
