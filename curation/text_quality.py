@@ -97,7 +97,7 @@ def spacing(text: str) -> list[str]:
 def doubled_scale(text: str) -> list[str]:
     """Two scales named in one clause of an option ("X at low power with Y at high power")."""
     out = []
-    for clause in re.split(r"[;,]", text):
+    for clause in re.split(r"[;,]|\band\b", text):
         if len(_SCALE.findall(clause)) > 1:
             out.append(f"two scales in one clause: {clause.strip()!r}")
     return out

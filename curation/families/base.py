@@ -19,6 +19,7 @@ from typing import ClassVar
 from curation.annotations import Annotation
 from curation.options import Alt, Claim, Slot
 from curation.organs import Feature, Organ
+from curation.text_quality import text_problems
 
 SCALE_WORD = {"low": "low", "mid": "medium", "high": "high"}
 
@@ -102,6 +103,11 @@ def no(phrase: str) -> str:
     return f"{bare(subject)} not {adj}"
 
 
+def clean_slot(slot: Slot) -> bool:
+    """Whether both alternatives of ``slot`` pass the text gate on their own."""
+    return not any(text_problems(a.text) for a in slot.alts)
+
+
 def presence_slot(
     key: str, f: Feature, scale: str, present: str, absent: str, premise: Claim | None = None
 ) -> Slot:
@@ -131,6 +137,11 @@ class Family:
     extra: dict[str, str] = field(default_factory=dict)
     wording: str = ""
     """Template table of the type that words this family's stems ("" = the default)."""
+
+    def __post_init__(self) -> None:
+        # a slot whose own words fail the text gate never reaches an option
+        self.slots1 = [s for s in self.slots1 if clean_slot(s)]
+        self.slots2 = [s for s in self.slots2 if clean_slot(s)]
 
     def pairs(self) -> list[tuple[Slot, Slot]]:
         """Candidate (slot1, slot2) pairs over distinct features."""
