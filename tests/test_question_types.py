@@ -234,3 +234,8 @@ def test_card_states_the_field_of_view():
     assert stats.field_mm["1"] == pytest.approx((2.24, 2.24))
     text = field_lines(stats.field_mm)
     assert "| 1x | 2.24 x 2.24 |" in text and "| 20x | 0.11 x 0.11 |" in text
+
+
+def test_naive_generation_passes_the_text_gate_too():
+    qs = Generator(simulate(300, seed=3), seed=0, naive=True).generate()
+    assert qs and check_all(qs, only=["text_quality", "explanation_wording"]) == []
