@@ -7,10 +7,16 @@ Canonical form (COMMON.md #2)::
      "centre": {"x": 1100, "y": 1500},             # level-0 pixels, or null
      "findings":  {"low": [ids], "mid": [ids], "high": [ids]},
      "negatives": {"low": [ids], "mid": [ids], "high": [ids]},   # looked for and absent
-     "compartments": [ids], "slide_path": "...", "source": "..."}
+     "compartments": [ids],                         # compartments the fields show
+     "locations": {"feature_id": "compartment"},    # where a finding lies (optional)
+     "slide_path": "...", "source": "..."}
 
 A feature that is in neither ``findings`` nor ``negatives`` at a scale was not looked for
-there: generation never claims its absence. A raw annotation may give free-text phrases or
+there: generation never claims its absence. ``locations`` records, for findings of the
+path, the one compartment of the organ each lies in (it must be one of the compartments the
+vocabulary allows for that feature); a finding placed in one compartment is thereby
+recorded as absent from the others, and a finding without a location is never asked about
+by compartment. A raw annotation may give free-text phrases or
 ``captions`` per scale instead; :func:`parse_annotation` keeps them and
 ``curation.evidence`` turns them into ids. :func:`read_annotations` validates the canonical
 form against the organ registry and names file, line and field for every problem.
@@ -38,6 +44,7 @@ _KNOWN = {
     "findings",
     "negatives",
     "compartments",
+    "locations",
     "slide_path",
     "source",
     "captions",
@@ -61,6 +68,7 @@ class Annotation:
     findings: dict[str, list[str]] = field(default_factory=_empty_scales)
     negatives: dict[str, list[str]] = field(default_factory=_empty_scales)
     compartments: list[str] = field(default_factory=list)
+    locations: dict[str, str] = field(default_factory=dict)
     slide_path: str = ""
     source: str = ""
     captions: dict[str, str] = field(default_factory=dict)
@@ -79,6 +87,10 @@ class Annotation:
             return False
         return None
 
+    def location(self, feature: str) -> str | None:
+        """The compartment ``feature`` lies in on this path (None: not recorded)."""
+        return self.locations.get(feature)
+
     def seen_anywhere(self) -> set[str]:
         """Feature ids found at any scale."""
         return {f for s in SCALES for f in self.findings.get(s, ())}
@@ -96,6 +108,8 @@ class Annotation:
             "negatives": {s: list(self.negatives.get(s, [])) for s in SCALES},
             "compartments": list(self.compartments),
         }
+        if self.locations:
+            out["locations"] = dict(sorted(self.locations.items()))
         if self.slide_path:
             out["slide_path"] = self.slide_path
         if self.source:
@@ -164,6 +178,15 @@ def parse_annotation(obj: dict[str, Any], where: str = "annotation") -> Annotati
     if not isinstance(comps, list) or not all(isinstance(c, str) for c in comps):
         problems.append(f"{where}: field 'compartments' must be a list of strings")
         comps = []
+    locations = obj.get("locations") or {}
+    if not isinstance(locations, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in locations.items()
+    ):
+        problems.append(
+            f"{where}: field 'locations' must map feature ids to one compartment each, "
+            'e.g. {"nuclear_pleomorphism": "dermis"}'
+        )
+        locations = {}
     captions = obj.get("captions") or {}
     if not isinstance(captions, dict) or not all(
         k in SCALES and isinstance(v, str) for k, v in captions.items()
@@ -182,6 +205,7 @@ def parse_annotation(obj: dict[str, Any], where: str = "annotation") -> Annotati
         findings=findings,
         negatives=negatives,
         compartments=list(comps),
+        locations=dict(locations),
         slide_path=obj.get("slide_path") or "",
         source=obj.get("source") or "",
         captions=dict(captions),
@@ -240,6 +264,32 @@ def annotation_problems(ann: Annotation, organ: Organ, where: str = "annotation"
             problems.append(
                 f"{where}: field 'compartments': {c!r} is not a compartment of {organ.name!r} "
                 f"(known: {', '.join(organ.compartments)})"
+            )
+    problems.extend(_location_problems(ann, organ, where))
+    return problems
+
+
+def _location_problems(ann: Annotation, organ: Organ, where: str) -> list[str]:
+    """Problems of the ``locations`` field: seen features, allowed compartments."""
+    problems: list[str] = []
+    seen = ann.seen_anywhere()
+    for fid, comp in sorted(ann.locations.items()):
+        fp = f"{where}: field 'locations.{fid}'"
+        feat = organ.features.get(fid)
+        if feat is None:
+            problems.append(f"{fp}: unknown feature {fid!r} for organ {organ.name!r}")
+            continue
+        if fid not in seen:
+            problems.append(
+                f"{fp}: {fid!r} is not among the path's findings; place only features found "
+                "at some scale"
+            )
+        allowed = organ.compartments_of(fid)
+        if comp not in allowed:
+            known = ", ".join(allowed) or "none (add 'compartments' to the feature)"
+            problems.append(
+                f"{fp}: {comp!r} is not a compartment {fid!r} can lie in for organ "
+                f"{organ.name!r} (vocabulary allows: {known})"
             )
     return problems
 

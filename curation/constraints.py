@@ -20,7 +20,9 @@ together). Dataset checks: ``letter_balance`` (per split x type), ``marginal_bal
 ``complementary_sets`` (a set: one text, one option list, distinct keys, one split, one
 organ), ``split_integrity`` (a patient, else slide, in one split only), and the information
 budget of :mod:`curation.budget` (``premise_conflicts``, ``diagnosis_narrowing``,
-``key_coupling``).
+``key_coupling``). Type definitions and the text gate (:mod:`curation.type_checks`):
+``corroboration_no_diagnosis``, ``explanation_wording``, ``localization_compartments``,
+``text_quality``.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ from collections.abc import Mapping, Sequence
 
 from curation.annotations import Annotation
 from curation.budget import BUDGET
-from curation.options import DX, claim_truth, word_bag
+from curation.options import DX, claim_truth, is_placement, placement_problem, word_bag
 from curation.organs import Organ
 from curation.records import Question, letters_named
+from curation.type_checks import TYPE_CHECKS
 from curation.violations import Annotations, Checker, Organs, Violation
 
 
@@ -244,6 +247,10 @@ def check_visibility(
             feat = organ.features.get(f)
             if feat is None:
                 out.append(Violation("visibility", q.id, f"unknown feature {f!r} for {organ.name}"))
+            elif is_placement(c):
+                msg = placement_problem(organ, c)
+                if msg:
+                    out.append(Violation("visibility", q.id, msg))
             elif s not in feat.scales:
                 out.append(
                     Violation(
@@ -443,6 +450,7 @@ PER_QUESTION: dict[str, Checker] = {
     "correctness": check_correctness,
     "visibility": check_visibility,
     "plausibility": check_plausibility,
+    **TYPE_CHECKS,
 }
 DATASET: dict[str, Checker] = {
     "letter_balance": check_letter_balance,

@@ -377,6 +377,9 @@ def normalise_annotations(
             findings=findings,
             negatives=negatives,
             compartments=list(ann.compartments),
+            locations={
+                f: c for f, c in ann.locations.items() if any(f in v for v in findings.values())
+            },
             slide_path=ann.slide_path,
             source=ann.source,
             extra=dict(ann.extra),

@@ -1,9 +1,14 @@
 """Option sets built from atomic claims: the factorial square and the release's one-swap rule.
 
 A *claim* is ``(feature_id, scale, present)`` — "feature is seen (present=True) or looked
-for and absent (present=False) at scale" — or ``(DX, diagnosis_id, True)``. A claim is
-true, false, or undetermined (None) on an annotation: absence is only ever claimed where a
-negative was annotated. A *slot* is a binary choice between two alternatives (each a
+for and absent (present=False) at scale" — or ``(DX, diagnosis_id, True)``, or a
+*placement*: ``(feature_id, "in:<compartment>", True)`` ("the feature lies in that
+compartment") or ``(feature_id, "with:<other_feature>", same)`` ("it lies in the same
+compartment as the other feature", or, with ``same=False``, in a different one). A
+placement is only decided where the annotation records the compartment (``locations``):
+a feature placed in one compartment is thereby placed in no other (the explicit negative).
+A claim is true, false, or undetermined (None) on an annotation: absence is only ever
+claimed where a negative was annotated. A *slot* is a binary choice between two alternatives (each a
 conjunction of claims plus the words that state it); on a zoom path its value is 0 or 1
 when exactly one alternative is true and the other false, else None.
 
@@ -27,6 +32,50 @@ from curation.annotations import Annotation
 
 DX = "@dx"
 """Feature slot of a diagnosis claim: ``(DX, diagnosis_id, True)``."""
+IN = "in:"
+"""Scale slot prefix of a placement claim: ``(feature, IN + compartment, True)``."""
+WITH = "with:"
+"""Scale slot prefix of a relative placement: ``(feature, WITH + other_feature, same)``."""
+
+
+def is_placement(claim: Sequence[Any]) -> bool:
+    """Whether ``claim`` places a feature in a compartment (absolutely or relatively)."""
+    return str(claim[1]).startswith((IN, WITH))
+
+
+def placement_problem(organ: Any, claim: Sequence[Any]) -> str:
+    """Why a placement claim cannot be made in ``organ`` ("" when it can)."""
+    feature, where = claim[0], str(claim[1])
+    if where.startswith(IN):
+        comp = where[len(IN) :]
+        allowed = organ.compartments_of(feature)
+        if comp not in allowed:
+            return (
+                f"places {feature!r} in {comp!r}, where it cannot lie "
+                f"(vocabulary allows: {', '.join(allowed) or 'none'})"
+            )
+        return ""
+    other = where[len(WITH) :]
+    if other not in organ.features:
+        return f"places {feature!r} relative to unknown feature {other!r}"
+    if not organ.compartments_of(feature) or not organ.compartments_of(other):
+        return f"places {feature!r} relative to {other!r}, but one of them has no compartment"
+    return ""
+
+
+def placement_truth(ann: Annotation, claim: Sequence[Any]) -> bool | None:
+    """Truth of a placement claim on ``ann`` (None unless every compartment named is recorded)."""
+    feature, where, value = claim[0], str(claim[1]), bool(claim[2])
+    here = ann.location(feature)
+    if here is None:
+        return None
+    if where.startswith(IN):
+        return (here == where[len(IN) :]) == value
+    other = ann.location(where[len(WITH) :])
+    if other is None:
+        return None
+    return (here == other) == value
+
 
 Claim = tuple[str, str, bool]
 
@@ -41,6 +90,8 @@ def word_bag(text: str) -> Counter[str]:
 def claim_truth(ann: Annotation, claim: Sequence[Any]) -> bool | None:
     """Whether ``claim`` holds on ``ann``: True, False, or None when not annotated."""
     feature, scale, present = claim[0], claim[1], bool(claim[2])
+    if is_placement(claim):
+        return placement_truth(ann, claim)
     if feature == DX:
         if ann.diagnosis is None:
             return None

@@ -14,11 +14,14 @@ from curation.templates import TYPES
 
 NEEDS: dict[str, str] = {
     "correspondence": "two features visible at the same two scales (e.g. both at low and mid)",
-    "corroboration": "a diagnosis with a feature seen below high power at P(feature | diagnosis) "
-    ">= 0.5, and two other high-power features with P between {pmin} and {pmax} under it",
-    "localization": "two features each visible at two or more scales",
-    "explanation": "at low or mid power two features visible there, and two features visible "
-    "at high power but not there, each with P(feature | diagnosis) between {pmin} and {pmax}",
+    "corroboration": "a feature seen below high power at P(feature | diagnosis) >= 0.5 under "
+    "some diagnosis, and two high-power features that go with it (P >= 0.3 under such a "
+    "diagnosis) with P between {pmin} and {pmax}",
+    "localization": "a feature that can lie in two or more compartments (field "
+    "'features[].compartments') and another that can share one of them",
+    "explanation": "two features at a coarser scale and two visible only at a finer one "
+    "(low/high, mid/high or low/mid), each with P(feature | diagnosis) between {pmin} and "
+    "{pmax}",
     "diagnosis": "at least two diagnoses",
 }
 """What each question type needs of a vocabulary (``{pmin}``/``{pmax}``: the plausibility band)."""

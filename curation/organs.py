@@ -15,10 +15,23 @@ Example (abridged)::
     features:
       - {id: keratin_pearls, phrase: keratin pearls, scales: [mid, high],
          compartment: epidermis, synonyms: [squamous pearls], prevalence: 0.05}
+      - {id: nuclear_pleomorphism, phrase: nuclear pleomorphism, scales: [high],
+         compartments: [epidermis, dermis], prevalence: 0.1}
+      - {id: solar_elastosis, phrase: solar elastosis, scales: [low, mid],
+         compartment: dermis, min_field_mm: 1.5}
     diagnoses:
       - {id: squamous_cell_carcinoma, name: squamous cell carcinoma, prevalence: 0.3,
-         features: {keratin_pearls: 0.7}}
+         features: {keratin_pearls: 0.7},
+         locations: {nuclear_pleomorphism: {dermis: 0.7, epidermis: 0.3}}}
     exclusive: []
+
+Where a feature can lie: ``compartments`` (a list; the first is where it usually lies),
+else the single ``compartment`` (a feature without either has no compartment and is never
+asked about by compartment). A diagnosis may give ``locations``: per feature, the chance
+that it lies in each of its compartments under that diagnosis (the simulator's prior; the
+in-situ vs invasive distinction). ``min_field_mm``: the narrowest field (in mm) in which the
+feature can be judged; by default :data:`DEFAULT_MIN_FIELD_MM` for features visible at low
+power (architecture needs millimetres), none otherwise (:func:`field_warnings`).
 """
 
 from __future__ import annotations
@@ -44,8 +57,21 @@ _NAME = re.compile(r"^[a-z0-9_]+$")
 
 _TOP_KEYS = {"name", "display_name", "compartments", "features", "diagnoses", "exclusive"}
 _TOP_OPTIONAL = {"description", "source", "overrides"}
-_FEATURE_KEYS = {"id", "phrase", "scales", "compartment", "synonyms", "prevalence"}
-_DIAGNOSIS_KEYS = {"id", "name", "prevalence", "features", "synonyms"}
+_FEATURE_KEYS = {
+    "id",
+    "phrase",
+    "scales",
+    "compartment",
+    "compartments",
+    "synonyms",
+    "prevalence",
+    "min_field_mm",
+}
+_DIAGNOSIS_KEYS = {"id", "name", "prevalence", "features", "synonyms", "locations"}
+PLACE_WORDS = r"\b(in|within|above|below|beneath|under|around|inside|into)\b"
+"""Prepositions of place: a phrase with one names where the feature lies."""
+DEFAULT_MIN_FIELD_MM = 1.0
+"""Narrowest low-power field (mm) in which a low-power (architectural) feature is judged."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +84,20 @@ class Feature:
     compartment: str = ""
     synonyms: tuple[str, ...] = ()
     prevalence: float = 0.1
+    compartments: tuple[str, ...] = ()
+    min_field_mm: float | None = None
+
+    def where(self) -> tuple[str, ...]:
+        """Compartments the feature can lie in (the usual one first)."""
+        if self.compartments:
+            return self.compartments
+        return (self.compartment,) if self.compartment else ()
+
+    def field_mm(self) -> float:
+        """Narrowest field (mm) the feature needs at its coarsest scale (0: no need)."""
+        if self.min_field_mm is not None:
+            return self.min_field_mm
+        return DEFAULT_MIN_FIELD_MM if "low" in self.scales else 0.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +109,7 @@ class Diagnosis:
     prevalence: float
     features: dict[str, float] = field(default_factory=dict)
     synonyms: tuple[str, ...] = ()
+    locations: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,6 +135,24 @@ class Organ:
             return d.features[feature]
         return self.features[feature].prevalence
 
+    def compartments_of(self, feature: str) -> tuple[str, ...]:
+        """Compartments ``feature`` can lie in (the usual one first; empty: none given)."""
+        return self.features[feature].where()
+
+    def location_prior(self, feature: str, diagnosis: str | None) -> dict[str, float]:
+        """P(compartment | feature present, diagnosis): the diagnosis's ``locations``, else
+        0.6 for the usual compartment and the rest shared by the others."""
+        where = self.compartments_of(feature)
+        d = self.diagnoses.get(diagnosis or "")
+        if d is not None and feature in d.locations:
+            given = d.locations[feature]
+            total = sum(given.values()) or 1.0
+            return {c: given.get(c, 0.0) / total for c in where}
+        if len(where) < 2:
+            return dict.fromkeys(where, 1.0)
+        rest = 0.4 / (len(where) - 1)
+        return {c: (0.6 if i == 0 else rest) for i, c in enumerate(where)}
+
     def are_exclusive(self, a: str, b: str) -> bool:
         """Whether features ``a`` and ``b`` cannot co-occur in one field."""
         return (a, b) in self._exclusive_set or (b, a) in self._exclusive_set
@@ -116,11 +175,19 @@ class Organ:
                     "compartment": f.compartment,
                     "synonyms": list(f.synonyms),
                     "prevalence": f.prevalence,
+                    **({"compartments": list(f.compartments)} if f.compartments else {}),
+                    **({"min_field_mm": f.min_field_mm} if f.min_field_mm is not None else {}),
                 }
                 for f in self.features.values()
             ],
             "diagnoses": [
-                {"id": d.id, "name": d.name, "prevalence": d.prevalence, "features": d.features}
+                {
+                    "id": d.id,
+                    "name": d.name,
+                    "prevalence": d.prevalence,
+                    "features": d.features,
+                    **({"locations": d.locations} if d.locations else {}),
+                }
                 for d in self.diagnoses.values()
             ],
             "exclusive": [list(p) for p in self.exclusive],
@@ -178,6 +245,84 @@ def _entries(
         yield prefix, e
 
 
+def _where(f: dict[str, Any]) -> list[str]:
+    """The compartments a feature mapping allows (``compartments``, else ``compartment``)."""
+    many = f.get("compartments")
+    if isinstance(many, list) and many:
+        return [c for c in many if isinstance(c, str)]
+    one = f.get("compartment")
+    return [one] if isinstance(one, str) and one else []
+
+
+def _check_feature_compartments(
+    f: dict[str, Any], fp: str, comps: list[str], bad: Callable[[str, str], None]
+) -> None:
+    """``compartment`` / ``compartments`` of one feature name the organ's compartments."""
+    if "compartment" in f:
+        c = f["compartment"]
+        if not isinstance(c, str):
+            bad(f"{fp}.compartment", "must be a string")
+        elif comps and c and c not in comps:
+            bad(f"{fp}.compartment", f"{c!r} is not in compartments ({', '.join(comps)})")
+    if "compartments" not in f:
+        return
+    many = f["compartments"]
+    if not isinstance(many, list) or not many or not all(isinstance(c, str) for c in many):
+        bad(f"{fp}.compartments", "must be a non-empty list of the organ's compartments")
+        return
+    for c in many:
+        if c not in comps:
+            bad(
+                f"{fp}.compartments",
+                f"{c!r} is not in compartments ({', '.join(comps) or 'none declared'})",
+            )
+    if len(set(many)) != len(many):
+        bad(f"{fp}.compartments", "lists the same compartment twice")
+    phrase = f.get("phrase")
+    if len(many) > 1 and isinstance(phrase, str) and re.search(PLACE_WORDS, phrase):
+        bad(
+            f"{fp}.compartments",
+            f"phrase {phrase!r} names a place itself; a feature that can lie in several "
+            "compartments needs a phrase that does not",
+        )
+    one = f.get("compartment")
+    if isinstance(one, str) and one and one in comps and one != many[0]:
+        bad(
+            f"{fp}.compartment",
+            f"{one!r} must be the first of compartments ({', '.join(map(str, many))}): "
+            "the usual compartment comes first",
+        )
+
+
+def _check_locations(
+    d: dict[str, Any],
+    dp: str,
+    where_of: dict[str, list[str]],
+    bad: Callable[[str, str], None],
+) -> None:
+    """A diagnosis's ``locations``: known features, their compartments, probabilities."""
+    if "locations" not in d:
+        return
+    locs = d["locations"]
+    if not isinstance(locs, dict):
+        bad(f"{dp}.locations", "must map feature_id -> {compartment: probability}")
+        return
+    for fid, prior in locs.items():
+        lp = f"{dp}.locations.{fid}"
+        if fid not in where_of:
+            bad(lp, f"feature {fid!r} is not defined under features")
+            continue
+        if not isinstance(prior, dict) or not prior:
+            bad(lp, "must map the feature's compartments to probabilities")
+            continue
+        for c, p in prior.items():
+            if c not in where_of[fid]:
+                allowed = ", ".join(where_of[fid]) or "none"
+                bad(lp, f"{c!r} is not a compartment {fid!r} can lie in (allowed: {allowed})")
+            if not _is_prob(p):
+                bad(lp, f"{p!r} is not a probability in [0, 1]")
+
+
 def _check(data: Any, where: str) -> list[str]:
     """Every problem of one organ mapping, each as ``where: field.path: message``."""
     problems: list[str] = []
@@ -230,18 +375,24 @@ def _check(data: Any, where: str) -> list[str]:
                         bad(f"{fp}.scales", f"scale {s!r} is not one of low, mid, high")
                 if len(set(map(str, sc))) != len(sc):
                     bad(f"{fp}.scales", "lists the same scale twice")
-        if "compartment" in f:
-            c = f["compartment"]
-            if not isinstance(c, str):
-                bad(f"{fp}.compartment", "must be a string")
-            elif comps and c and c not in comps:
-                bad(f"{fp}.compartment", f"{c!r} is not in compartments ({', '.join(comps)})")
+        _check_feature_compartments(f, fp, comps, bad)
+        if "min_field_mm" in f and not (
+            isinstance(f["min_field_mm"], int | float)
+            and not isinstance(f["min_field_mm"], bool)
+            and f["min_field_mm"] > 0
+        ):
+            bad(f"{fp}.min_field_mm", f"{f['min_field_mm']!r} is not a positive width in mm")
         syn = f.get("synonyms", [])
         if not isinstance(syn, list) or not all(isinstance(s, str) and s for s in syn):
             bad(f"{fp}.synonyms", "must be a list of non-empty strings")
         if "prevalence" in f and not _is_prob(f["prevalence"]):
             bad(f"{fp}.prevalence", f"{f['prevalence']!r} is not a probability in [0, 1]")
 
+    where_of = {
+        f["id"]: _where(f)
+        for f in data.get("features", []) or []
+        if isinstance(f, dict) and isinstance(f.get("id"), str)
+    }
     diag_ids: set[str] = set()
     for dp, d in _entries(
         data,
@@ -266,6 +417,7 @@ def _check(data: Any, where: str) -> list[str]:
                 bad(f"{dp}.features.{fid}", f"feature {fid!r} is not defined under features")
             if not _is_prob(p):
                 bad(f"{dp}.features.{fid}", f"{p!r} is not a probability in [0, 1]")
+        _check_locations(d, dp, where_of, bad)
 
     excl = data.get("exclusive", [])
     if not isinstance(excl, list):
@@ -282,6 +434,45 @@ def _check(data: Any, where: str) -> list[str]:
         if pair[0] == pair[1]:
             bad(ep, "pairs a feature with itself")
     return problems
+
+
+def fields_mm(magnifications: Sequence[float], size: int) -> dict[str, float]:
+    """Field width in mm of a ``size``-pixel crop at each scale (coarsest magnification =
+    ``low``, finest = ``high``; 10 / mpp convention: 1x = 10 um/px)."""
+    mags = sorted(float(m) for m in magnifications)
+    names = {1: ("high",), 2: ("low", "high"), 3: SCALES}.get(len(mags))
+    if names is None:
+        names = ("low",) + ("mid",) * (len(mags) - 2) + ("high",)
+    out: dict[str, float] = {}
+    for scale, m in zip(names, mags):
+        out.setdefault(scale, size * 10.0 / m / 1000.0)
+    return out
+
+
+def field_warnings(organ: Organ, field_mm: dict[str, float]) -> list[str]:
+    """Features that cannot be judged in the configured fields (``scale -> width in mm``).
+
+    A feature is checked at the coarsest scale where it is visible: its field there must be
+    at least :meth:`Feature.field_mm` wide (low-power features need
+    :data:`DEFAULT_MIN_FIELD_MM` unless the vocabulary says ``min_field_mm``). One line per
+    scale, naming the features.
+    """
+    short: dict[str, list[tuple[str, float]]] = {}
+    for f in organ.features.values():
+        need, scale = f.field_mm(), f.scales[0]
+        have = field_mm.get(scale)
+        if need and have is not None and have + 1e-9 < need:
+            short.setdefault(scale, []).append((f.phrase, need))
+    out = []
+    for scale, items in short.items():
+        names = ", ".join(p for p, _ in items[:4]) + (", ..." if len(items) > 4 else "")
+        out.append(
+            f"{organ.name}: {len(items)} {scale}-power feature(s) ({names}) need a field of "
+            f">= {max(n for _, n in items):g} mm, but the {scale}-power field is "
+            f"{field_mm[scale]:.2f} mm wide; use a lower magnification or a larger crop "
+            "(the release's triplet is objective 1x / 4x / 20x), or set min_field_mm"
+        )
+    return out
 
 
 def _read_yaml(path: Path) -> Any:
@@ -326,6 +517,8 @@ def organ_from_dict(data: dict[str, Any], where: str = "organ") -> Organ:
             compartment=f.get("compartment", "") or "",
             synonyms=tuple(f.get("synonyms", []) or ()),
             prevalence=float(f.get("prevalence", 0.1)),
+            compartments=tuple(f.get("compartments", []) or ()),
+            min_field_mm=float(f["min_field_mm"]) if "min_field_mm" in f else None,
         )
         for f in data["features"]
     }
@@ -336,6 +529,10 @@ def organ_from_dict(data: dict[str, Any], where: str = "organ") -> Organ:
             prevalence=float(d.get("prevalence", 1.0 / len(data["diagnoses"]))),
             features={k: float(v) for k, v in (d.get("features") or {}).items()},
             synonyms=tuple(d.get("synonyms", []) or ()),
+            locations={
+                fid: {c: float(p) for c, p in prior.items()}
+                for fid, prior in (d.get("locations") or {}).items()
+            },
         )
         for d in data["diagnoses"]
     }

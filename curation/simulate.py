@@ -8,7 +8,11 @@ organ's baseline otherwise); the next, narrower field keeps it with probability 
 with probability ``p * focal``. Cytology (features visible only at high power) is only
 ever recorded at high power. Features looked for and absent become explicit negatives
 with probability ``look``; the rest stay unannotated at that scale. Exclusive pairs never
-co-occur in a field. Same seed, same corpus, byte for byte.
+co-occur in a field. A finding with compartments in the vocabulary has the one it lies in
+recorded (``locations``) with probability ``place``, drawn from
+:meth:`curation.organs.Organ.location_prior` (the diagnosis's ``locations``, else 0.6 for
+the usual compartment); ``compartments`` lists the compartments so placed. Same seed, same
+corpus, byte for byte.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class SimulationConfig:
     slides_per_patient: tuple[int, int] = (1, 3)
     paths_per_slide: tuple[int, int] = (2, 4)
     null_diagnosis: float = 0.0
+    place: float = 0.95
 
 
 def _pick(rng: random.Random, weights: dict[str, float]) -> str:
@@ -76,6 +81,24 @@ def simulate_path(
     return findings, negatives
 
 
+def simulate_locations(
+    organ: Organ,
+    diagnosis: str | None,
+    findings: dict[str, list[str]],
+    rng: random.Random,
+    config: SimulationConfig = SimulationConfig(),
+) -> dict[str, str]:
+    """The compartment each finding lies in (for a share ``place`` of the findings)."""
+    out: dict[str, str] = {}
+    seen = [f for f in organ.features if any(f in findings[s] for s in SCALES)]
+    for fid in seen:
+        prior = organ.location_prior(fid, diagnosis)
+        if not prior or rng.random() >= config.place:
+            continue
+        out[fid] = _pick(rng, prior)
+    return out
+
+
 def _split_counts(total: int, organs: Sequence[str]) -> dict[str, int]:
     base, rest = divmod(total, len(organs))
     return {o: base + (1 if i < rest else 0) for i, o in enumerate(organs)}
@@ -116,14 +139,8 @@ def simulate(
                         break
                     made += 1
                     findings, negatives = simulate_path(organ, dx, rng, config)
-                    comps = sorted(
-                        {
-                            organ.features[f].compartment
-                            for s in SCALES
-                            for f in findings[s]
-                            if organ.features[f].compartment
-                        }
-                    )
+                    locations = simulate_locations(organ, dx, findings, rng, config)
+                    comps = sorted(set(locations.values()))
                     out.append(
                         Annotation(
                             path_id=f"{name}-p{made:05d}",
@@ -135,6 +152,7 @@ def simulate(
                             findings=findings,
                             negatives=negatives,
                             compartments=comps,
+                            locations=locations,
                             source=f"simulated (seed {seed})",
                         )
                     )

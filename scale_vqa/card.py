@@ -122,6 +122,8 @@ class DatasetStats:
     by_organ: dict[str, Counter]
     by_magnification: dict[str, Counter]
     images: int
+    field_mm: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per magnification: the stored field of view, width x height in mm (first row seen)."""
 
     @property
     def total(self) -> int:
@@ -141,6 +143,7 @@ class DatasetStats:
         for s in shards:
             n_bytes[s.split] += s.bytes
         by_type, by_organ, by_mag = {}, {}, {}
+        field_mm: dict[str, tuple[float, float]] = {}
         images = 0
         for split, rows in splits.items():
             by_type[split] = Counter(r["question_type"] for r in rows)
@@ -150,6 +153,7 @@ class DatasetStats:
                 images += len(r["images"])
                 if r["images"]:
                     mags.update(_mag_label(m) for m in r["magnifications"])
+                    _note_fields(field_mm, r)
             by_mag[split] = mags
         return cls(
             rows={s: len(r) for s, r in splits.items()},
@@ -159,7 +163,52 @@ class DatasetStats:
             by_organ=by_organ,
             by_magnification=by_mag,
             images=images,
+            field_mm=field_mm,
         )
+
+
+def _pixels(img: Any) -> tuple[int, int] | None:
+    """Width and height of a row image (PIL image, array, file path or encoded bytes)."""
+    import io
+
+    from PIL import Image
+
+    if isinstance(img, dict):
+        img = img.get("bytes") or img.get("path")
+    if hasattr(img, "size") and not isinstance(img, (bytes, str)) and hasattr(img, "mode"):
+        return tuple(img.size)  # type: ignore[return-value]
+    if hasattr(img, "shape"):
+        return int(img.shape[1]), int(img.shape[0])
+    try:
+        src = io.BytesIO(img) if isinstance(img, bytes) else img
+        with Image.open(src) as im:  # reads the header only
+            return tuple(im.size)  # type: ignore[return-value]
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def _note_fields(out: dict[str, tuple[float, float]], row: Mapping[str, Any]) -> None:
+    """Record the field of view in mm of each magnification of ``row`` not yet seen."""
+    for img, mag, mpp in zip(row["images"], row["magnifications"], row.get("mpp") or []):
+        label = _mag_label(mag)
+        if label in out or not mpp:
+            continue
+        px = _pixels(img)
+        if px is not None:
+            out[label] = (px[0] * float(mpp) / 1000.0, px[1] * float(mpp) / 1000.0)
+
+
+def field_lines(field_mm: Mapping[str, tuple[float, float]]) -> str:
+    """A small table: magnification -> field of view in mm."""
+    if not field_mm:
+        return ""
+    rows = [
+        (f"{k}x", f"{w:.2f} x {h:.2f}")
+        for k, (w, h) in sorted(field_mm.items(), key=lambda kv: float(kv[0]))
+    ]
+    return "Field of view of each image (width x height, mm):\n\n" + md_table(
+        ["magnification", "field (mm)"], rows
+    )
 
 
 def size_category(n: int) -> str:
@@ -418,6 +467,8 @@ def render_card(card: CardInfo, stats: DatasetStats) -> str:
                 f"Images by magnification ({stats.images} images in all):",
                 "",
                 _count_table("magnification", stats.by_magnification, splits),
+                "",
+                field_lines(stats.field_mm),
             ]
         )
     repo = card.repo_id or HUB_ID_PLACEHOLDER

@@ -119,6 +119,11 @@ class CardConfig:
     limitations: list[str] = field(default_factory=list)
 
 
+DEFAULT_MAGNIFICATIONS = (1.0, 4.0, 20.0)
+"""The release's triplet: 10x / 40x / 200x total magnification = objective 1x / 4x / 20x
+(a 224 px low-power field is 2.24 mm wide, enough for architecture)."""
+
+
 @dataclass
 class ReviewConfig:
     """The expert review the build obeys (``scale-vqa review``'s database)."""
@@ -136,7 +141,7 @@ class BuildConfig:
     slides: list[Path] = field(default_factory=list)
     mpp: float | None = None
     organs_dir: list[Path] = field(default_factory=list)
-    magnifications: list[float] = field(default_factory=lambda: [5.0, 10.0, 20.0])
+    magnifications: list[float] = field(default_factory=lambda: list(DEFAULT_MAGNIFICATIONS))
     size: int = 224
     paths_per_slide: int = 8
     allow_upsample: bool = False
@@ -374,7 +379,7 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
         if not d.exists():
             raise r.fail("organs_dir", f"names {d}, which does not exist")
 
-    mags = r.get("magnifications", [5, 10, 20])
+    mags = r.get("magnifications", list(DEFAULT_MAGNIFICATIONS))
     if (
         not isinstance(mags, list)
         or not mags

@@ -426,6 +426,18 @@ class _Rebuild:
         _write_json(self.splits, splits)
 
     # -------------------------------------------------------------------- extract
+    def _warn_fields(self) -> None:
+        """Warn (stderr) where the organs' low-power features cannot be judged in the field."""
+        from curation.annotations import read_annotations
+        from curation.organs import field_warnings, fields_mm, get_organ
+
+        cfg = self.cfg
+        widths = fields_mm(cfg.magnifications, cfg.size)
+        names = sorted({a.organ for a in read_annotations(self.annotations, cfg.organs_dir)})
+        for name in names:
+            for line in field_warnings(get_organ(name, cfg.organs_dir), widths):
+                print(f"warning: {line}", file=sys.stderr)
+
     def stage_extract(self) -> None:
         """Zoom paths at each annotation's centre (sampled on tissue when null)."""
         from curation.errors import SlideError
@@ -441,6 +453,7 @@ class _Rebuild:
             allow_upsample=cfg.allow_upsample,
         )
         self._check_slides()
+        self._warn_fields()
         # extract_slides resumes into its folder; a changed job list starts it afresh.
         if self.zoom.exists() and not (self.zoom / ".parts" / "config.json").is_file():
             shutil.rmtree(self.zoom)

@@ -213,7 +213,7 @@ def test_dataset_checks():
     assert "split_integrity" in _names(straddle, only=["split_integrity"])
     with pytest.raises(ConfigError, match="unknown constraint"):
         check_all(straddle, only=["nope"])
-    assert len(CONSTRAINTS) == 15
+    assert len(CONSTRAINTS) == 19
 
 
 def _claimed(path_id, premise, claims, patient="pt1", qtype="correspondence", qid=""):

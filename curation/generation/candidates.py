@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from curation.constraints import option_problems
+from curation.families.localization import only_placements, placement_profile
 from curation.generation.pools import Pool
 from curation.options import Slot, claims_truth, square
 from curation.organs import Organ
 from curation.templates import TYPES, Family, QuestionType
+from curation.text_quality import text_problems
 
 
 @dataclass
@@ -48,8 +50,10 @@ def acceptable(
     pmin: float,
     max_length_spread: float,
 ) -> bool:
-    """Plausible options (under the pool's diagnosis) of near-equal length."""
+    """Plausible options (under the pool's diagnosis) of near-equal length, no text fault."""
     opts = square([s1, s2], lambda alts: qtype.render(fam, alts))
+    if any(text_problems(t) for t in opts.texts):
+        return False
     lengths = [len(t) for t in opts.texts]
     if (max(lengths) - min(lengths)) / max(lengths) > max_length_spread:
         return False
@@ -102,11 +106,14 @@ def find_candidates(
             # organ-level pool: only paths whose diagnoses give the slot features the
             # same prior may share a set, so knowing the diagnosis does not help
             feats = [f for f in (*s1.features, *s2.features) if f in pool.organ.features]
-            classes: dict[tuple[float, ...], list[list[int]]] = {}
+            if only_placements((s1, s2)):  # every option claims the same presence
+                feats = []
+            classes: dict[tuple, list[list[int]]] = {}
             for c, cell in enumerate(cells):
                 for i in cell:
                     dx = pool.anns[i].diagnosis
                     prof = tuple(round(pool.organ.probability(f, dx), 3) for f in feats)
+                    prof += placement_profile(pool.organ, (s1, s2), dx)
                     classes.setdefault(prof, [[], [], [], []])[c].append(i)
             for sub in classes.values():
                 if all(sub):

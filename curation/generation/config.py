@@ -9,7 +9,7 @@ from curation.records import QUESTION_TYPES
 from curation.split import DEFAULT_MIN_CHUNK
 
 NON_DX_TYPES = tuple(t for t in QUESTION_TYPES if t != "diagnosis")
-DX_FREE_TYPES = ("correspondence", "localization", "explanation")
+DX_FREE_TYPES = ("correspondence", "corroboration", "localization", "explanation")
 """Types whose text never names the diagnosis: these may fall back to organ-level pools."""
 POOL_MODES = ("diagnosis", "diagnosis+organ", "organ")
 SQUARE_ONLY = ("corrm",)

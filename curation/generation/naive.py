@@ -13,6 +13,7 @@ from curation.generation.sets import Ledger, build_question
 from curation.options import Slot, claims_truth, one_swap
 from curation.records import Question
 from curation.templates import TYPES, template_ids
+from curation.text_quality import text_problems
 
 
 def naive_one(
@@ -54,6 +55,8 @@ def naive_one(
             exclude.add(key)
             values = [s.value(ann) for s in slots]
             opts = one_swap(slots, values, lambda alts, f=fam: qtype.render(f, alts))
+            if any(text_problems(t) for t in opts.texts):
+                continue
             template = rng.choice(template_ids(pool.qtype))
             text = qtype.question(template, fam, slots, pool.organ)
             return build_question(
