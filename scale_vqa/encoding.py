@@ -70,8 +70,8 @@ class ImageEncoding:
         elif self.format == "png":
             image.save(buf, format="PNG", optimize=False, compress_level=6)
         else:
-            lossless = self.lossless
-            image.save(buf, format="WEBP", quality=self.quality, lossless=lossless, method=4)  # 4:2:0 when lossy
+            lossless = self.lossless  # lossy WebP is always 4:2:0
+            image.save(buf, format="WEBP", quality=self.quality, lossless=lossless, method=4)
         return buf.getvalue()
 
     def describe(self) -> str:
