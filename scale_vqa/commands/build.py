@@ -31,6 +31,12 @@ def register(subparsers: Any) -> None:
         choices=STAGES,
         help=f"rerun this stage even if up to date (repeatable; one of {', '.join(STAGES)})",
     )
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only extract slice K of N of the slides into the work folder, then stop "
+        "(a cluster job array; overrides 'shard'); then run build without --shard",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -38,6 +44,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the config, apply overrides, run the pipeline and print a summary."""
     from scale_vqa.config import load_config
+    from scale_vqa.extract_shards import parse_shard
     from scale_vqa.pipeline import run_pipeline
 
     cfg = load_config(args.config)
@@ -45,6 +52,16 @@ def run(args: argparse.Namespace) -> int:
         cfg.work = args.work.resolve()
     if args.out:
         cfg.output = args.out.resolve()
+    if args.shard:
+        cfg.shard = parse_shard(args.shard)
     result = run_pipeline(cfg, force=args.force_stage, quiet=args.quiet)
+    if cfg.shard is not None:
+        k, n = cfg.shard
+        print(
+            f"shard {k}/{n}: {result.counts['zoom_paths']} zoom path(s) extracted into "
+            f"{cfg.work / 'zoom'}; when all {n} shards are done, run the same build "
+            "without --shard (and without 'shard' in build.yaml)"
+        )
+        return 0
     print(result.summary())
     return 0
