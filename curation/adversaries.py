@@ -426,10 +426,15 @@ class BagOfWordsQA(BagOfWordsOptions):
 
 
 EMBED_UNITS = ("option", "clause")
+DEFAULT_EMBED_UNIT = "clause"
+"""Clause level by default: as accurate as whole options on the benchmarks measured
+(benchmarks/bench_screen.py) and several times fewer texts to embed."""
 _CLAUSE = re.compile(r"[,;:]|\b(?:and|while|but)\b", re.I)
 
 
-def embed_options(embedder: Any, texts: Sequence[str], unit: str = "option") -> np.ndarray:
+def embed_options(
+    embedder: Any, texts: Sequence[str], unit: str = DEFAULT_EMBED_UNIT
+) -> np.ndarray:
     """Embeddings of option texts: whole (``"option"``) or mean of clauses (``"clause"``)."""
     if unit == "option":
         return np.asarray(embedder.encode(list(texts)), dtype=np.float32)
@@ -457,7 +462,7 @@ class EmbeddingClassifier(LinearOptionModel):
         C: float = 1.0,
         max_iter: int = 300,
         name: str = "embed-lr",
-        unit: str = "option",
+        unit: str = DEFAULT_EMBED_UNIT,
     ) -> None:
         super().__init__(C=C, max_iter=max_iter, name=name)
         if unit not in EMBED_UNITS:
@@ -591,7 +596,9 @@ LEARNED: tuple[str, ...] = ("position", "bow-options", "bow-qa", "embed-lr")
 ADVERSARY_NAMES: tuple[str, ...] = (*HEURISTICS, "centrality-tfidf", *LEARNED, "aflite")
 
 
-def make_adversary(name: str, embedder: Any = None, embed_unit: str = "option") -> Adversary:
+def make_adversary(
+    name: str, embedder: Any = None, embed_unit: str = DEFAULT_EMBED_UNIT
+) -> Adversary:
     """One adversary by registry name (see :data:`ADVERSARY_NAMES`)."""
     factories: dict[str, Callable[[], Adversary]] = {
         "centrality": lambda: Centrality(),
@@ -610,7 +617,7 @@ def make_adversary(name: str, embedder: Any = None, embed_unit: str = "option") 
     return factories[name]()
 
 
-def _aflite(embedder: Any, embed_unit: str = "option") -> Adversary:
+def _aflite(embedder: Any, embed_unit: str = DEFAULT_EMBED_UNIT) -> Adversary:
     from curation.aflite import AFLite, AFLiteAdversary
 
     features = "embeddings" if embedder is not None else "bow"
@@ -618,7 +625,7 @@ def _aflite(embedder: Any, embed_unit: str = "option") -> Adversary:
 
 
 def make_adversaries(
-    names: Sequence[str], embedder: Any = None, embed_unit: str = "option"
+    names: Sequence[str], embedder: Any = None, embed_unit: str = DEFAULT_EMBED_UNIT
 ) -> list[Adversary]:
     """Adversaries by name, in order, each once."""
     seen: list[str] = []
@@ -632,7 +639,9 @@ def make_adversaries(
 
 
 def default_battery(
-    embedder: Any = None, include_embeddings: bool = True, embed_unit: str = "option"
+    embedder: Any = None,
+    include_embeddings: bool = True,
+    embed_unit: str = DEFAULT_EMBED_UNIT,
 ) -> list[Adversary]:
     """The local battery: every heuristic and learner (the embedding one optional)."""
     names = [*HEURISTICS, *LEARNED]

@@ -75,7 +75,7 @@ class AFLite:
         features: str = "embeddings",
         embedder: Any = None,
         seed: int = 0,
-        unit: str = "option",
+        unit: str = "clause",
     ) -> None:
         if not (isinstance(n_models, int) and n_models >= 1):
             raise ConfigError(f"AFLite: n_models={n_models!r}; use a positive integer (e.g. 64)")

@@ -537,7 +537,7 @@ class _Rebuild:
         if sc.embeddings:
             from curation.embeddings import Embedder
 
-            embedder = Embedder(cache_dir=self.work / "cache" / "embeddings")
+            embedder = Embedder()  # the persistent cache (curation.cache)
         if sc.adversaries:
             advs = make_adversaries(sc.adversaries, embedder=embedder)
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# caches (embeddings, LLM answers) of this test session, never the user's ~/.cache
+os.environ.setdefault("SCALE_VQA_CACHE_DIR", tempfile.mkdtemp(prefix="scale-vqa-test-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 CMU_SLIDE = REPO / "scale_vqa" / "data" / "CMU-1-Small-Region.svs"

@@ -51,14 +51,14 @@ def add_adversary_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         help="cache for embeddings and LLM answers (default: .scale_vqa_cache next to the "
-        "input when LLMs are used; embeddings in memory only)",
+        "input when LLMs are used; embeddings in ~/.cache/scale-vqa/embeddings)",
     )
     p.add_argument(
         "--embed-unit",
         choices=("option", "clause"),
-        default="option",
-        help="embed each distinct option (default) or each distinct clause, averaged "
-        "(several times fewer texts when options share clauses)",
+        default="clause",
+        help="embed each distinct clause, averaged (default: several times fewer texts "
+        "when options share clauses), or each distinct whole option",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for folds and partitions")
 
