@@ -149,19 +149,24 @@ def write_times(crops: list, folder: Path) -> dict[str, tuple[float, float, str]
         "jpeg q95 4:4:4": ImageEncoding("jpeg", 95),
         "webp q90": ImageEncoding("webp", 90),
     }
+    best: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    for _ in range(3):  # formats interleaved, best of three rounds (the machine is shared)
+        for name, enc in encodings.items():
+            size = 0
+            t = time.perf_counter()
+            for i, img in enumerate(crops):
+                data = enc.encode(img)
+                atomic_write_bytes(folder / f"{i}{enc.suffix}", data)
+                size += len(data)
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - t)
+            sizes[name] = size
     out = {}
     for name, enc in encodings.items():
-        size = 0
-        t = time.perf_counter()
-        for i, img in enumerate(crops):
-            data = enc.encode(img)
-            atomic_write_bytes(folder / f"{i}{enc.suffix}", data)
-            size += len(data)
-        dt = time.perf_counter() - t
         db = float(np.mean([min(psnr(img, enc.encode(img)), 99.0) for img in crops[:8]]))
         out[name] = (
-            1000 * dt / len(crops),
-            size / len(crops) / 1000,
+            1000 * best[name] / len(crops),
+            sizes[name] / len(crops) / 1000,
             "lossless" if enc.lossless else f"{db:.1f}",
         )
     return out
