@@ -13,6 +13,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # caches (embeddings, LLM answers) of this test session, never the user's ~/.cache
 os.environ.setdefault("SCALE_VQA_CACHE_DIR", tempfile.mkdtemp(prefix="scale-vqa-test-cache-"))
+# and a datasets cache of its own: load_dataset's cache key of a local folder does not change
+# with the shards' contents, so another checkout's run of the same test could be read back
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="scale-vqa-test-hf-"))
 
 REPO = Path(__file__).resolve().parents[1]
 CMU_SLIDE = REPO / "scale_vqa" / "data" / "CMU-1-Small-Region.svs"
