@@ -13,8 +13,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # caches (embeddings, LLM answers) of this test session, never the user's ~/.cache
 os.environ.setdefault("SCALE_VQA_CACHE_DIR", tempfile.mkdtemp(prefix="scale-vqa-test-cache-"))
-# and a datasets cache of its own: load_dataset's cache key of a local folder does not change
-# with the shards' contents, so another checkout's run of the same test could be read back
+# and a datasets cache of its own: checkouts share ~/.cache/huggingface, and a test once
+# read back another checkout's cached Arrow table of a same-named folder (other ids)
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="scale-vqa-test-hf-"))
 
 REPO = Path(__file__).resolve().parents[1]
