@@ -160,6 +160,10 @@ def test_build_extracts_in_shards_then_merges_with_jpeg_in_shards_and_card(
     table = pq.read_table(shard)
     cells = [img for imgs in table["images"].to_pylist() for img in imgs]
     assert cells and all(c["bytes"].startswith(b"\xff\xd8\xff") for c in cells)
+    import datasets
+
+    row = datasets.load_dataset(str(tmp_path / "o"), split="train")[0]
+    assert [(im.format, im.size) for im in row["images"]] == [("JPEG", (64, 64))] * 3
     paths = table["path_id"].to_pylist()
     runs = [p for k, p in enumerate(paths) if k == 0 or paths[k - 1] != p]
     assert len(runs) == len(set(paths))  # grouped by zoom path
