@@ -41,6 +41,7 @@ from curation.errors import ConfigError
 from curation.joint_decoding import JointDecoder
 from curation.option_features import _CLAUSE as _CLAUSE  # re-exported for older callers
 from curation.option_features import (
+    DEFAULT_EMBED_UNIT,
     EMBED_UNITS,
     _hasher,
     _jaccard,
@@ -259,7 +260,7 @@ class EmbeddingClassifier(LinearOptionModel):
         C: float = 1.0,
         max_iter: int = 300,
         name: str = "embed-lr",
-        unit: str = "option",
+        unit: str = DEFAULT_EMBED_UNIT,
     ) -> None:
         super().__init__(C=C, max_iter=max_iter, name=name)
         if unit not in EMBED_UNITS:
@@ -303,7 +304,9 @@ ADVERSARY_NAMES: tuple[str, ...] = (
 """Every registered name; also ``joint:<name>`` (any of them decoded jointly per set)."""
 
 
-def make_adversary(name: str, embedder: Any = None, embed_unit: str = "option") -> Adversary:
+def make_adversary(
+    name: str, embedder: Any = None, embed_unit: str = DEFAULT_EMBED_UNIT
+) -> Adversary:
     """One adversary by registry name (see :data:`ADVERSARY_NAMES`); ``joint:<name>`` is
     adversary ``name`` decoded jointly per complementary set."""
     if name.startswith("joint:"):
@@ -331,13 +334,13 @@ def make_adversary(name: str, embedder: Any = None, embed_unit: str = "option") 
     return factories[name]()
 
 
-def _aflite(embedder: Any, embed_unit: str = "option") -> Adversary:
+def _aflite(embedder: Any, embed_unit: str = DEFAULT_EMBED_UNIT) -> Adversary:
     features = "embeddings" if embedder is not None else "bow"
     return AFLiteAdversary(AFLite(features=features, embedder=embedder, unit=embed_unit))
 
 
 def make_adversaries(
-    names: Sequence[str], embedder: Any = None, embed_unit: str = "option"
+    names: Sequence[str], embedder: Any = None, embed_unit: str = DEFAULT_EMBED_UNIT
 ) -> list[Adversary]:
     """Adversaries by name, in order, each once."""
     seen: list[str] = []
@@ -351,7 +354,9 @@ def make_adversaries(
 
 
 def default_battery(
-    embedder: Any = None, include_embeddings: bool = True, embed_unit: str = "option"
+    embedder: Any = None,
+    include_embeddings: bool = True,
+    embed_unit: str = DEFAULT_EMBED_UNIT,
 ) -> list[Adversary]:
     """The local battery: every heuristic and learner (the embedding one optional)."""
     names = [*HEURISTICS, *LEARNED]

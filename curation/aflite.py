@@ -21,7 +21,13 @@ import numpy as np
 
 from curation.adversary_base import Adversary, _check_questions, _owner, fold_groups
 from curation.errors import ConfigError
-from curation.option_features import _hasher, _others_mean, embed_options, relational_features
+from curation.option_features import (
+    DEFAULT_EMBED_UNIT,
+    _hasher,
+    _others_mean,
+    embed_options,
+    relational_features,
+)
 from curation.records import Question
 
 
@@ -67,7 +73,7 @@ class AFLite:
         features: str = "embeddings",
         embedder: Any = None,
         seed: int = 0,
-        unit: str = "option",
+        unit: str = DEFAULT_EMBED_UNIT,
     ) -> None:
         if not (isinstance(n_models, int) and n_models >= 1):
             raise ConfigError(f"AFLite: n_models={n_models!r}; use a positive integer (e.g. 64)")

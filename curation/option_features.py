@@ -104,10 +104,15 @@ def _hasher(n_features: int, analyzer: Callable[[str], list[str]] | str = "word"
 
 
 EMBED_UNITS = ("option", "clause")
+DEFAULT_EMBED_UNIT = "clause"
+"""Clause level by default: as accurate as whole options on the benchmarks measured
+(benchmarks/bench_screen.py) and several times fewer texts to embed."""
 _CLAUSE = re.compile(r"[,;:]|\b(?:and|while|but)\b", re.I)
 
 
-def embed_options(embedder: Any, texts: Sequence[str], unit: str = "option") -> np.ndarray:
+def embed_options(
+    embedder: Any, texts: Sequence[str], unit: str = DEFAULT_EMBED_UNIT
+) -> np.ndarray:
     """Embeddings of option texts: whole (``"option"``) or mean of clauses (``"clause"``)."""
     if unit == "option":
         return np.asarray(embedder.encode(list(texts)), dtype=np.float32)

@@ -20,6 +20,7 @@ from curation.errors import ConfigError, InputError
 from curation.organs import SCALES
 from curation.records import QUESTION_TYPES
 from curation.split import DEFAULT_MIN_CHUNK
+from scale_vqa.extract_shards import parse_shard
 from scale_vqa.zoom import MAX_CROP_SIZE, MAX_PATHS_PER_SLIDE, MIN_CROP_SIZE
 
 SLIDE_SUFFIXES: tuple[str, ...] = (
@@ -145,6 +146,9 @@ class BuildConfig:
     size: int = 224
     paths_per_slide: int = 8
     allow_upsample: bool = False
+    image_format: str = "jpeg"  # crops: jpeg (quality, 4:4:4) | png (lossless) | webp
+    image_quality: int = 90
+    shard: tuple[int, int] | None = None  # extract only slice K of N of the slides, then stop
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -354,6 +358,20 @@ def _endpoint(item: Any, where: str, key: str, with_samples: bool) -> LLMEndpoin
     return out
 
 
+def _encoding(r: _Reader) -> tuple[str, int]:
+    """``image_format`` and ``image_quality``, checked (scale_vqa.encoding)."""
+    from scale_vqa.encoding import DEFAULT_FORMAT, DEFAULT_QUALITY, FORMATS, ImageEncoding
+
+    fmt = r.string("image_format", DEFAULT_FORMAT).lower()
+    if fmt not in (*FORMATS, "jpg"):
+        raise r.fail("image_format", f"is {fmt!r}; use one of {', '.join(FORMATS)} (png: lossless)")
+    quality = r.integer("image_quality", DEFAULT_QUALITY, minimum=1)
+    if quality > 100:
+        raise r.fail("image_quality", f"is {quality}; use 1 to 100 ({DEFAULT_QUALITY} by default)")
+    enc = ImageEncoding(fmt, quality)
+    return enc.format, enc.quality
+
+
 def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfig:
     """Validate a parsed YAML mapping; relative paths are resolved against ``base``."""
     if not isinstance(data, dict):
@@ -408,6 +426,8 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
     if paths_per_slide > MAX_PATHS_PER_SLIDE:
         raise r.fail("paths_per_slide", f"is {paths_per_slide}; use 1..{MAX_PATHS_PER_SLIDE}")
     allow_upsample = r.boolean("allow_upsample", False)
+    image_format, image_quality = _encoding(r)
+    shard = parse_shard(r.get("shard"), f"{where}: key 'shard'") if r.has("shard") else None
 
     g = r.sub("generation")
     qtypes = g.strings("question_types", list(QUESTION_TYPES)) or []
@@ -513,6 +533,9 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
         size=size,
         paths_per_slide=paths_per_slide,
         allow_upsample=allow_upsample,
+        image_format=image_format,
+        image_quality=image_quality,
+        shard=shard,
         evidence=evidence,
         generation=generation,
         split=split,

@@ -3,20 +3,25 @@
 Output folder layout::
 
     DIR/zoom_paths.jsonl             one zoom path per line (shared format), by slide_id
-    DIR/images/<slide_id>/<path_id>_<mag>x.png
+    DIR/images/<slide>/<path>_<mag>x.jpg   <slide>, <path>: readable prefix + id hash
+    DIR/encoding.json                how crops are encoded, PSNR on a sample of crops
     DIR/failures.jsonl               one line per slide that failed (absent when none)
-    DIR/.parts/<slide_id>.jsonl      a finished slide's lines (written after its images)
+    DIR/.parts/<slide>.jsonl         a finished slide's lines (written after its images)
+    DIR/.parts/<slide>.psnr.json     that slide's sampled PSNR values
     DIR/.parts/config.json           the settings the folder was made with
+    DIR/.parts/shard-K-of-N.json     what shard K of N did (``--shard K/N`` runs only)
 
 Slides run in worker processes; each opens its own OpenSlide handle. A finished
 slide's part file is written atomically after its images, so a rerun of the same
-command skips finished slides and ends with byte-identical files.
+command skips finished slides and ends with byte-identical files. With ``shard=(K, N)``
+a process takes a deterministic slice of the slides (cluster job arrays, or N processes
+on one shared folder); :func:`scale_vqa.extract_shards.merge_shards` then checks that
+every slide was done exactly once and writes the same bytes one process would.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -31,6 +36,8 @@ from typing import Any
 
 from curation.errors import ConfigError, InputError, ScaleVQAError, ValidationError
 from curation.io import atomic_write_bytes, atomic_write_jsonl, atomic_write_text, read_jsonl
+from scale_vqa.encoding import PSNR_EVERY, ImageEncoding, psnr, summarise_psnr
+from scale_vqa.extract_shards import owned_slides, write_manifest
 from scale_vqa.slides import SLIDE_SUFFIXES, open_slide, tissue_mask
 from scale_vqa.zoom import extract_zoom_path, normalise_magnifications, sample_centres
 
@@ -38,6 +45,7 @@ ZOOM_PATHS = "zoom_paths.jsonl"
 FAILURES = "failures.jsonl"
 PARTS = ".parts"
 IMAGES = "images"
+ENCODING = "encoding.json"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -54,8 +62,12 @@ class ExtractConfig:
     allow_upsample: bool = False
     min_tissue: float = 0.5
     min_spacing: float | None = None
+    image_format: str = "jpeg"
+    image_quality: int = 90
 
     def __post_init__(self) -> None:
+        enc = ImageEncoding(self.image_format, self.image_quality)  # checks both
+        object.__setattr__(self, "image_format", enc.format)
         object.__setattr__(
             self, "magnifications", tuple(normalise_magnifications(self.magnifications))
         )
@@ -67,6 +79,11 @@ class ExtractConfig:
             raise ConfigError(f"mpp={self.mpp} must be a positive number of um per pixel")
         if not 0 <= self.min_tissue <= 1:
             raise ConfigError(f"min_tissue={self.min_tissue} must lie in [0, 1]")
+
+    @property
+    def encoding(self) -> ImageEncoding:
+        """How crops are written."""
+        return ImageEncoding(self.image_format, self.image_quality)
 
 
 @dataclass(frozen=True)
@@ -118,9 +135,37 @@ def safe_name(text: str) -> str:
     return _UNSAFE.sub("_", text).strip("._") or "x"
 
 
-def image_name(slide_id: str, path_id: str, magnification: float) -> str:
+def name_key(text: str, keep: int = 40) -> str:
+    """A file name for an id that no other id shares: readable ASCII prefix + id hash.
+
+    ``病例一`` and ``病例二``, or ``a/b`` and ``a_b``, share a :func:`safe_name` but not a
+    key: the suffix is 16 hex digits of the SHA-256 of the whole id.
+    """
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return f"{safe_name(text)[:keep].rstrip('._')}-{digest}".lstrip("-")
+
+
+def image_name(slide_id: str, path_id: str, magnification: float, suffix: str = ".jpg") -> str:
     """Image path of one crop, relative to the output folder."""
-    return f"{IMAGES}/{safe_name(slide_id)}/{safe_name(path_id)}_{magnification:g}x.png"
+    return f"{IMAGES}/{name_key(slide_id)}/{name_key(path_id)}_{magnification:g}x{suffix}"
+
+
+def part_name(slide_id: str, kind: str = ".jsonl") -> str:
+    """A slide's part file (``.jsonl`` lines, ``.psnr.json`` sample), relative to the folder."""
+    return f"{PARTS}/{name_key(slide_id)}{kind}"
+
+
+def check_unique_names(slide_ids: Iterable[str]) -> None:
+    """Refuse a run in which two slide ids would share a file name (a hash collision)."""
+    seen: dict[str, str] = {}
+    for sid in slide_ids:
+        key = name_key(sid)
+        if key in seen and seen[key] != sid:
+            raise InputError(
+                f"slide ids {seen[key]!r} and {sid!r} map to the same file name {key!r}; "
+                "rename one of them"
+            )
+        seen[key] = sid
 
 
 def find_slides(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -176,9 +221,9 @@ def _annotation_lines(annotations: Annotations) -> tuple[Path, list[tuple[int, d
 
 
 def _annotations_digest(annotations: Annotations) -> str:
-    if isinstance(annotations, (str, os.PathLike)):
-        return hashlib.sha256(Path(annotations).read_bytes()).hexdigest()
-    text = "".join(json.dumps(dict(a), sort_keys=True, default=str) + "\n" for a in annotations)
+    """Digest of the annotation lines' content: a file and its lines as dicts agree."""
+    _, numbered = _annotation_lines(annotations)
+    text = "".join(json.dumps(obj, sort_keys=True, default=str) + "\n" for _, obj in numbered)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -237,12 +282,6 @@ def jobs_from_annotations(
     return jobs, failures
 
 
-def _save_png(image: Any, path: Path) -> None:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=False, compress_level=6)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def extract_one(job: SlideJob, out_dir: str | os.PathLike[str], config: ExtractConfig) -> dict:
     """Extract one slide's zoom paths into ``out_dir`` (the worker).
 
@@ -251,7 +290,8 @@ def extract_one(job: SlideJob, out_dir: str | os.PathLike[str], config: ExtractC
     """
     out = Path(out_dir)
     result: dict[str, Any] = {"slide_id": job.slide_id, "status": "ok", "n": 0, "notes": []}
-    img_dir = out / IMAGES / safe_name(job.slide_id)
+    img_dir = out / IMAGES / name_key(job.slide_id)
+    encoding = config.encoding
     shutil.rmtree(img_dir, ignore_errors=True)  # leftovers of an interrupted run
     try:
         with open_slide(job.slide_path, mpp=config.mpp) as slide:
@@ -286,8 +326,8 @@ def extract_one(job: SlideJob, out_dir: str | os.PathLike[str], config: ExtractC
                     for r in requests
                     if r.centre is not None or r.path_id in filled
                 ]
-            lines = []
-            for req in requests:
+            lines, psnrs, names_seen = [], [], set()
+            for index, req in enumerate(requests):
                 assert req.centre is not None
                 zp = extract_zoom_path(
                     slide,
@@ -298,11 +338,28 @@ def extract_one(job: SlideJob, out_dir: str | os.PathLike[str], config: ExtractC
                     path_id=req.path_id,
                 )
                 zp.slide_id, zp.slide_path = job.slide_id, job.slide_path
-                names = [image_name(job.slide_id, req.path_id, c.magnification) for c in zp.crops]
+                names = [
+                    image_name(job.slide_id, req.path_id, c.magnification, encoding.suffix)
+                    for c in zp.crops
+                ]
+                if names_seen & set(names):
+                    raise ValidationError(
+                        f"{job.slide_id}: zoom path {req.path_id!r} would overwrite the crop "
+                        f"file of another path ({sorted(names_seen & set(names))[0]}); "
+                        "give the paths distinct ids"
+                    )
+                names_seen.update(names)
                 for crop, name in zip(zp.crops, names):
-                    _save_png(crop.image, out / name)
+                    data = encoding.encode(crop.image)
+                    if index % PSNR_EVERY == 0:
+                        psnrs.append(psnr(crop.image, data))
+                    atomic_write_bytes(out / name, data)
                 lines.append(zp.to_record(names))
-        atomic_write_jsonl(out / PARTS / f"{safe_name(job.slide_id)}.jsonl", lines)
+        atomic_write_text(
+            out / part_name(job.slide_id, ".psnr.json"),
+            json.dumps([p if p != float("inf") else None for p in psnrs]) + "\n",
+        )
+        atomic_write_jsonl(out / part_name(job.slide_id), lines)
         result["n"] = len(lines)
     except ScaleVQAError as exc:
         result.update(status="failed", error=str(exc))
@@ -348,6 +405,7 @@ def extract_slides(
     progress: bool = True,
     on_slide_done: Callable[[dict], None] | None = None,
     report_failures: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> ExtractResult:
     """Extract zoom paths from slides (files or folders) into ``out_dir``; resumable.
 
@@ -356,6 +414,9 @@ def extract_slides(
     or a sampled one when null). Failed slides are listed in the result and in
     ``failures.jsonl``; the others finish. ``on_slide_done`` gets each worker result.
     ``report_failures`` prints one ``failed:`` line per distinct reason as slides fail.
+    ``shard=(K, N)`` extracts only slice K of N (1-based) of the slides, sorted by id, and
+    records it in ``.parts/shard-K-of-N.json``; ``zoom_paths.jsonl`` is then written by
+    :func:`scale_vqa.extract_shards.merge_shards` (or by a run without ``shard``).
     """
     from tqdm import tqdm
 
@@ -375,21 +436,27 @@ def extract_slides(
 
     if annotations is not None:
         jobs, failures = jobs_from_annotations(annotations, paths)
-        for f in failures:
-            say_failed(f["error"])
         extra["annotations_sha256"] = _annotations_digest(annotations)
     else:
         if not paths:
             raise InputError("no slides given: pass slide files or folders holding them")
         jobs = jobs_for_slides(paths)
     jobs.sort(key=lambda j: j.slide_id)
+    all_ids = sorted({j.slide_id for j in jobs} | {f["slide_id"] for f in failures})
+    check_unique_names(all_ids)
+    if shard is not None:
+        mine = set(owned_slides(all_ids, shard))
+        jobs = [j for j in jobs if j.slide_id in mine]
+        failures = [f for f in failures if f["slide_id"] in mine]
+    for f in failures:
+        say_failed(f["error"])
     _check_config(out, config, extra)
-    _clean_tmp(out)
+    if shard is None:
+        _clean_tmp(out)  # never while other shards may be writing into the folder
     result = ExtractResult(out)
-    parts = out / PARTS
     todo = []
     for job in jobs:
-        if (parts / f"{safe_name(job.slide_id)}.jsonl").is_file():
+        if (out / part_name(job.slide_id)).is_file():
             result.resumed.append(job.slide_id)
         else:
             todo.append(job)
@@ -414,48 +481,98 @@ def extract_slides(
                 record(extract_one(job, out, config))
                 bar.update()
         else:
-            ctx = get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
-                submitted = {pool.submit(extract_one, job, str(out), config): job for job in todo}
-                pending = set(submitted)
-                try:
-                    while pending:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in sorted(finished, key=lambda f: submitted[f].slide_id):
-                            try:
-                                res = fut.result()
-                            except Exception as exc:  # a worker died (e.g. a native crash)
-                                job = submitted[fut]
-                                res = {
-                                    "slide_id": job.slide_id,
-                                    "status": "failed",
-                                    "error": f"{job.slide_path}: worker process failed "
-                                    f"({type(exc).__name__}: {exc}); rerun to retry",
-                                }
-                            record(res)
-                            bar.update()
-                except BaseException:
-                    for fut in pending:
-                        fut.cancel()
-                    raise
+            _run_pool(todo, out, config, workers, record, bar)
     finally:
         bar.close()
 
+    failures.sort(key=lambda f: f["slide_id"])
+    result.failures = failures
+    if shard is not None:
+        write_manifest(out, shard, all_ids, [j.slide_id for j in jobs], failures, extra)
+        result.n_paths = sum(_count_lines(out / part_name(j.slide_id)) for j in jobs)
+        return result
+    result.n_paths = write_outputs(out, all_ids, failures, config)
+    return result
+
+
+def _run_pool(
+    todo: list[SlideJob],
+    out: Path,
+    config: ExtractConfig,
+    workers: int,
+    record: Callable[[dict], None],
+    bar: Any,
+) -> None:
+    """Run ``todo`` in spawned worker processes, recording results in slide order per batch."""
+    ctx = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+        submitted = {pool.submit(extract_one, job, str(out), config): job for job in todo}
+        pending = set(submitted)
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in sorted(finished, key=lambda f: submitted[f].slide_id):
+                    try:
+                        res = fut.result()
+                    except Exception as exc:  # a worker died (e.g. a native crash)
+                        job = submitted[fut]
+                        res = {
+                            "slide_id": job.slide_id,
+                            "status": "failed",
+                            "error": f"{job.slide_path}: worker process failed "
+                            f"({type(exc).__name__}: {exc}); rerun to retry",
+                        }
+                    record(res)
+                    bar.update()
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+def _count_lines(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def write_outputs(
+    out: Path, slide_ids: Sequence[str], failures: list[dict[str, str]], config: ExtractConfig
+) -> int:
+    """``zoom_paths.jsonl``, ``encoding.json`` and ``failures.jsonl`` from the part files.
+
+    Slides in sorted id order, so one process, a resumed run and merged shards write the
+    same bytes. Returns the number of zoom paths.
+    """
     lines: list[str] = []
-    for job in jobs:
-        part = parts / f"{safe_name(job.slide_id)}.jsonl"
+    values: list[float] = []
+    for sid in sorted(slide_ids):
+        part = out / part_name(sid)
         if part.is_file():
             text = part.read_text(encoding="utf-8")
             lines.extend(line for line in text.splitlines() if line.strip())
+            sample = out / part_name(sid, ".psnr.json")
+            if sample.is_file():
+                values.extend(
+                    float("inf") if v is None else float(v)
+                    for v in json.loads(sample.read_text(encoding="utf-8"))
+                )
     atomic_write_text(out / ZOOM_PATHS, "".join(line + "\n" for line in lines))
-    result.n_paths = len(lines)
-    failures.sort(key=lambda f: f["slide_id"])
-    result.failures = failures
+    enc = config.encoding
+    info = {**enc.to_dict(), "description": enc.describe(), "psnr": summarise_psnr(values)}
+    info["psnr"]["sample"] = f"every crop of one zoom path in {PSNR_EVERY}, per slide"
+    atomic_write_text(out / ENCODING, json.dumps(info, indent=1, sort_keys=True) + "\n")
     if failures:
-        atomic_write_jsonl(out / FAILURES, failures)
+        atomic_write_jsonl(out / FAILURES, sorted(failures, key=lambda f: f["slide_id"]))
     else:
         (out / FAILURES).unlink(missing_ok=True)
-    return result
+    return len(lines)
+
+
+def read_encoding(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The ``encoding.json`` of an extraction folder (None for folders made before it)."""
+    p = Path(path) / ENCODING
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
 
 def read_zoom_paths(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

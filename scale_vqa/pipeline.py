@@ -442,6 +442,7 @@ class _Rebuild:
         """Zoom paths at each annotation's centre (sampled on tissue when null)."""
         from curation.errors import SlideError
         from scale_vqa.extract import ExtractConfig, extract_slides
+        from scale_vqa.extract_shards import check_manifests, read_manifests
 
         cfg = self.cfg
         excfg = ExtractConfig(
@@ -451,9 +452,13 @@ class _Rebuild:
             mpp=cfg.mpp,
             seed=cfg.seed,
             allow_upsample=cfg.allow_upsample,
+            image_format=cfg.image_format,
+            image_quality=cfg.image_quality,
         )
         self._check_slides()
         self._warn_fields()
+        if read_manifests(self.zoom):  # filled by `build --shard K/N` runs: check them
+            check_manifests(self.zoom)
         # extract_slides resumes into its folder; a changed job list starts it afresh.
         if self.zoom.exists() and not (self.zoom / ".parts" / "config.json").is_file():
             shutil.rmtree(self.zoom)
@@ -475,6 +480,41 @@ class _Rebuild:
             result = extract()
         if result.failures:
             raise SlideError(_extraction_failure(result.failures, self.zoom))
+
+    def extract_shard(self) -> int:
+        """``shard: K/N``: extract slice K of N of the annotated slides into the work folder.
+
+        Reads the annotation files directly (no other stage runs, so N processes can share
+        the work folder); the full build later checks the N shards and merges them.
+        """
+        from curation.errors import SlideError
+        from curation.io import read_jsonl
+        from scale_vqa.extract import ExtractConfig, extract_slides
+
+        cfg = self.cfg
+        jobs = [self._job(o, p, n) for p in cfg.annotations for n, o in read_jsonl(p)]
+        excfg = ExtractConfig(
+            magnifications=tuple(cfg.magnifications),
+            size=cfg.size,
+            paths_per_slide=cfg.paths_per_slide,
+            mpp=cfg.mpp,
+            seed=cfg.seed,
+            allow_upsample=cfg.allow_upsample,
+            image_format=cfg.image_format,
+            image_quality=cfg.image_quality,
+        )
+        result = extract_slides(
+            [str(p) for p in cfg.slides],
+            self.zoom,
+            excfg,
+            annotations=jobs,
+            progress=not self.quiet,
+            report_failures=False,
+            shard=cfg.shard,
+        )
+        if result.failures:
+            raise SlideError(_extraction_failure(result.failures, self.zoom))
+        return result.n_paths
 
     def _check_slides(self) -> None:
         """Every annotation's slide is found (by file stem among 'slides', else slide_path)."""
@@ -525,7 +565,7 @@ class _Rebuild:
         if sc.embeddings:
             from curation.embeddings import Embedder
 
-            embedder = Embedder(cache_dir=self.work / "cache" / "embeddings")
+            embedder = Embedder()  # the persistent cache (curation.cache)
         if sc.adversaries:
             advs = make_adversaries(sc.adversaries, embedder=embedder)
         else:
@@ -675,6 +715,7 @@ class _Rebuild:
                 else "disabled"
             ),
         }
+        curation.update(_encoding_rows(self.zoom))
         if isinstance(screen, dict) and "n_input" in screen:
             curation["screen: questions in / out"] = f"{screen['n_input']} / {screen['n_output']}"
             curation["screen: regenerated / dropped"] = (
@@ -744,6 +785,7 @@ class _Rebuild:
             progress=not self.quiet,
             hidden_splits=hidden,
             overwrite=self.overwrite,
+            order_seed=self.cfg.seed,
         )
         _write_json(
             self.build_report,
@@ -778,6 +820,25 @@ class _Rebuild:
                 c["dropped"] = _count_lines(self.work / "dropped.jsonl")
         if self.build_report.is_file():
             c["splits"] = _read_json(self.build_report)["splits"]
+
+
+def _encoding_rows(zoom: Path) -> dict[str, str]:
+    """The card's rows on how crops are stored and their measured PSNR."""
+    from scale_vqa.extract import read_encoding
+
+    enc = read_encoding(zoom) if zoom.is_dir() else None
+    if not enc:
+        return {}
+    p = enc["psnr"]
+    if p["mean_db"] == "lossless":
+        quality = f"lossless ({p['n']} crops checked)"
+    elif p["n"]:
+        quality = (
+            f"mean {p['mean_db']} dB, min {p['min_db']} dB over {p['n']} crops ({p['sample']})"
+        )
+    else:
+        quality = "no crop sampled"
+    return {"crop encoding": enc["description"], "crop PSNR against the slide read": quality}
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -834,6 +895,13 @@ def run_pipeline(
                 tqdm.write(msg, file=sys.stderr)
 
     runner = StageRunner(cfg.work, force=force, known=STAGES, log=log)
+    if cfg.shard is not None:  # one slice of the extraction; N of these share the work folder
+        k, n = cfg.shard
+        with _work_lock(cfg.work, f".lock-shard-{k}-of-{n}"):
+            start = time.perf_counter()
+            paths = _Rebuild(cfg, quiet=quiet).extract_shard()
+            rep = StageReport("extract", False, time.perf_counter() - start)
+        return PipelineResult(cfg.output, cfg.work, [rep], {"zoom_paths": paths, "shard": k})
     with _work_lock(cfg.work):
         return _run_stages(cfg, runner, quiet, on_shard, overwrite)
 
@@ -849,11 +917,11 @@ def _build_inputs(cfg: BuildConfig) -> dict[str, list[Path]]:
 
 
 @contextmanager
-def _work_lock(work: Path) -> Iterator[None]:
+def _work_lock(work: Path, name: str = ".lock") -> Iterator[None]:
     """One build per work folder at a time; a lock left by a killed build is taken over."""
     import os
 
-    lock = work / ".lock"
+    lock = work / name
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -933,7 +1001,8 @@ def _run_stages(
             }
             | {"seed": cfg.seed}
             # only when set, so fingerprints of existing builds stay as they were
-            | ({"allow_upsample": True} if cfg.allow_upsample else {}),
+            | ({"allow_upsample": True} if cfg.allow_upsample else {})
+            | {"image_format": cfg.image_format, "image_quality": cfg.image_quality},
             files=[*cfg.slides, *_job_slides(rb.jobs)],
             upstream=["annotations"],
         )

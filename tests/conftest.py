@@ -14,6 +14,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # a fresh datasets cache per test session: a cache left by an earlier run (whose temporary
 # folders had the same layout) must never answer a load_dataset of this run
 os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="scale-vqa-tests-datasets-")
+# caches (embeddings, LLM answers) of this test session, never the user's ~/.cache
+os.environ.setdefault("SCALE_VQA_CACHE_DIR", tempfile.mkdtemp(prefix="scale-vqa-test-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 CMU_SLIDE = REPO / "scale_vqa" / "data" / "CMU-1-Small-Region.svs"

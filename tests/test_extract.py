@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from scale_vqa.cli import main
-from scale_vqa.extract import ExtractConfig, extract_slides, read_zoom_paths
+from scale_vqa.extract import ExtractConfig, extract_slides, name_key, read_zoom_paths
 from tests import slide_factory as factory
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,7 +164,7 @@ def test_interrupted_run_resumes_to_identical_output(slide_dir: Path, tmp_path: 
     assert len(list((tmp_path / "cut" / ".parts").glob("*.jsonl"))) == 1
     assert not (tmp_path / "cut" / "zoom_paths.jsonl").exists()
     # a half-written slide: stray image and temp file from a crash
-    stray = tmp_path / "cut" / "images" / "b-pyramid"
+    stray = tmp_path / "cut" / "images" / name_key("b-pyramid")
     stray.mkdir(parents=True)
     (stray / "half.png").write_bytes(b"\x89PNG")
     (tmp_path / "cut" / ".zoom_paths.jsonl.abc.tmp").write_text("x")

@@ -52,16 +52,15 @@ def add_adversary_arguments(p: argparse.ArgumentParser) -> None:
         "--cache-dir",
         type=Path,
         metavar="DIR",
-        help="cache for LLM answers (DIR/llm) and embeddings (DIR/embeddings); default: "
-        "$SCALE_VQA_CACHE_DIR, else ~/.cache/scale-vqa, for LLM answers; embeddings are "
-        "kept in memory unless DIR is given",
+        help="cache for LLM answers (DIR/llm) and embeddings (DIR/embeddings, persistent); "
+        "default: $SCALE_VQA_CACHE_DIR, else ~/.cache/scale-vqa",
     )
     p.add_argument(
         "--embed-unit",
         choices=("option", "clause"),
-        default="option",
-        help="embed each distinct option (default) or each distinct clause, averaged "
-        "(several times fewer texts when options share clauses)",
+        default="clause",
+        help="embed each distinct clause, averaged (default: several times fewer texts "
+        "when options share clauses), or each distinct whole option",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for folds and partitions")
 

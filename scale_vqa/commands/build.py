@@ -45,6 +45,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="replace the output folder even if scale-vqa did not write it (its files are deleted)",
     )
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only extract slice K of N of the slides into the work folder, then stop "
+        "(a cluster job array; overrides 'shard'); then run build without --shard",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -52,6 +58,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the config, apply overrides, run the pipeline and print a summary."""
     from scale_vqa.config import load_config
+    from scale_vqa.extract_shards import parse_shard
     from scale_vqa.pipeline import run_pipeline
 
     cfg = load_config(args.config)
@@ -64,6 +71,16 @@ def run(args: argparse.Namespace) -> int:
     if args.key_file:
         cfg.key_file = args.key_file.resolve()
     cfg.check_key_path()
+    if args.shard:
+        cfg.shard = parse_shard(args.shard)
     result = run_pipeline(cfg, force=args.force_stage, quiet=args.quiet, overwrite=args.overwrite)
+    if cfg.shard is not None:
+        k, n = cfg.shard
+        print(
+            f"shard {k}/{n}: {result.counts['zoom_paths']} zoom path(s) extracted into "
+            f"{cfg.work / 'zoom'}; when all {n} shards are done, run the same build "
+            "without --shard (and without 'shard' in build.yaml)"
+        )
+        return 0
     print(result.summary())
     return 0

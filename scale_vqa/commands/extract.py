@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from curation.errors import ConfigError
+
+if TYPE_CHECKING:
+    from scale_vqa.extract import ExtractResult
 
 
 def _magnifications(text: str) -> tuple[float, ...]:
@@ -29,11 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Extract zoom paths from whole-slide images: for each path, one crop per "
             "magnification (objective power, 10/mpp: 40x = 0.25 um/px), nested and centred "
             "on tissue, read from the pyramid level just finer than needed. Writes "
-            "OUT/zoom_paths.jsonl and OUT/images/; rerun the same command to resume."
+            "OUT/zoom_paths.jsonl and OUT/images/; rerun the same command to resume. "
+            "On a cluster, run N processes with --shard K/N into one --out folder (a SLURM "
+            "job array), then --merge OUT."
         ),
     )
     p.add_argument("slides", nargs="*", metavar="SLIDE_OR_DIR", help="slide files or folders")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", help="output folder (required unless --merge)")
     p.add_argument(
         "--magnifications",
         type=_magnifications,
@@ -72,6 +78,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="ANN.jsonl",
         help="annotation file: one zoom path per line (slide_id, path_id, centre or null)",
     )
+    p.add_argument(
+        "--image-format",
+        choices=("jpeg", "png", "webp"),
+        default="jpeg",
+        help="crop encoding (default jpeg: quality 90, 4:4:4; png is lossless)",
+    )
+    p.add_argument("--quality", type=int, default=90, help="JPEG/WebP quality 1-100 (default 90)")
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        default=None,
+        help="extract only slice K of N (1-based) of the slides; then --merge OUT",
+    )
+    p.add_argument(
+        "--merge",
+        metavar="DIR",
+        default=None,
+        help="check that shards 1..N of DIR did every slide exactly once; write zoom_paths.jsonl",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -79,8 +104,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the extraction; exit code 1 if any slide failed."""
     from scale_vqa.extract import ExtractConfig, extract_slides
+    from scale_vqa.extract_shards import merge_shards, parse_shard
     from scale_vqa.zoom import MAX_CROP_SIZE, MAX_PATHS_PER_SLIDE, MIN_CROP_SIZE
 
+    if args.merge:
+        if args.slides or args.shard:
+            raise ConfigError("--merge DIR takes no slides and no --shard; run it alone")
+        result = merge_shards(args.merge)
+        return _report(result, args.merge)
+    if not args.out:
+        raise ConfigError("--out is required: the folder the crops are written to")
+    shard = parse_shard(args.shard) if args.shard else None
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers} must be at least 1")
     if not 0 <= args.paths_per_slide <= MAX_PATHS_PER_SLIDE:
@@ -100,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         allow_upsample=args.allow_upsample,
         min_tissue=args.min_tissue,
         min_spacing=args.min_spacing,
+        image_format=args.image_format,
+        image_quality=args.quality,
     )
     result = extract_slides(
         args.slides,
@@ -108,13 +144,27 @@ def run(args: argparse.Namespace) -> int:
         annotations=args.annotations,
         workers=args.workers,
         progress=not args.quiet,
+        shard=shard,
     )
+    if shard is not None:
+        print(
+            f"shard {shard[0]}/{shard[1]}: {result.n_paths} zoom path(s) from "
+            f"{len(result.done) + len(result.resumed)} slide(s) ({len(result.resumed)} resumed)"
+            f" -> {args.out}; when all {shard[1]} shards are done: "
+            f"scale-vqa extract --merge {args.out}"
+        )
+    return _report(result, args.out, shard is not None)
+
+
+def _report(result: ExtractResult, out: str, shard: bool = False) -> int:
+    """Notes, the summary line, and exit 1 when a slide failed."""
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(
-        f"{result.n_paths} zoom path(s) from {len(result.done) + len(result.resumed)} slide(s) "
-        f"({len(result.resumed)} resumed) -> {args.out}/zoom_paths.jsonl"
-    )
+    if not shard:
+        print(
+            f"{result.n_paths} zoom path(s) from {len(result.done) + len(result.resumed)} "
+            f"slide(s) ({len(result.resumed)} resumed) -> {out}/zoom_paths.jsonl"
+        )
     if result.failures:
         print(f"error: {result.failure_summary()}", file=sys.stderr)
         return 1
