@@ -110,7 +110,26 @@ def vlmevalkit_options(line: Any) -> dict[str, str]:
     return {c: line[c] for c in string.ascii_uppercase if c in line and not pd.isna(line[c])}
 
 
-def test_vlmevalkit_tsv_round_trips(demo, test_split, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def repeating(demo, tmp_path_factory) -> Path:
+    """The demo's test split plus a second question on each of its zoom paths (the same
+    crops), written as a dataset: the export must point repeats at their first row."""
+    from scale_vqa.build import write_dataset
+
+    split = datasets.load_dataset(str(demo))["test"]
+    rows = split.cast_column("images", datasets.List(datasets.Image(decode=False))).to_list()
+    again = [
+        {**r, "id": f"{r['id']}-2", "question": f"{r['question']} (asked again)", "set_id": ""}
+        for r in rows
+    ]
+    out = tmp_path_factory.mktemp("repeating") / "ds"
+    write_dataset(out, {"test": rows + again}, progress=False)
+    return out
+
+
+def test_vlmevalkit_tsv_round_trips(repeating, tmp_path, capsys):
+    demo = repeating
+    test_split = datasets.load_dataset(str(demo))["test"]
     tsv = tmp_path / "ScaleVQA_test.tsv"
     assert main(["export", str(demo), "--format", "vlmevalkit", "--out", str(tsv)]) == 0
     assert "pointing to an earlier row" in capsys.readouterr().out

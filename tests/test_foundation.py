@@ -33,7 +33,8 @@ def test_errors_form_one_family():
 def test_question_roundtrip_and_stable_id(tmp_path):
     q = _q()
     assert q.id == _q().id and len(q.id) == 16
-    assert q.id != _q(answer="C").id
+    assert q.id == _q(answer="C").id  # the id never depends on the key
+    assert q.id != _q(options=["a", "b", "c", "e"]).id
     path = tmp_path / "q.jsonl"
     assert write_questions(path, [q, _q(answer="A")]) == 2
     back = list(read_questions(path))

@@ -205,7 +205,9 @@ def test_cli_screen_on_naive_generation_with_the_generator(tmp_path, capsys):
     assert not after["best"]["significant"]
     assert report["regenerated"] > 0 and 0 < report["retention"] < 1
     kept = list(read_questions(out))
-    assert sum(q.extra.get("design") == "square" for q in kept) > 0.9 * len(kept)
+    # most kept rows are the leak-controlled replacements (the rest: naive rows no adversary
+    # flagged); fewer squares exist under the information budget, hence 0.8, not 0.9
+    assert sum(q.extra.get("design") == "square" for q in kept) > 0.8 * len(kept)
     assert "retention:" in capsys.readouterr().out
 
 
