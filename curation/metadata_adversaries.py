@@ -34,22 +34,12 @@ import scipy.sparse as sp
 from curation.adversary_base import Adversary, LinearOptionModel, _check_questions
 from curation.errors import ConfigError
 from curation.option_features import _CLAUSE, tokens
-from curation.published import PublicRow, public_rows, ranks_in
+from curation.published import PUBLISHED_FIELDS, PublicRow, public_rows, ranks_in
 from curation.records import LETTERS, Question
 
 _HEX = re.compile(r"^[0-9a-f]{8,}$")
 _ANSWER = "<answer>"
-_OPTIONAL = (
-    "question_type",
-    "organ",
-    "slide_id",
-    "patient_id",
-    "path_id",
-    "split",
-    "template_id",
-    "set_id",
-    "source",
-)
+_OPTIONAL = tuple(f for f in PUBLISHED_FIELDS if f not in ("id", "question", "options"))
 _DIGESTS: tuple[str, ...] = ("sha256", "sha1", "md5", "blake2b")
 _ENCODINGS: tuple[str, ...] = ("json", "json-ascii", "|", "\t", "")
 _ANSWER_FORMS: tuple[str, ...] = ("letter", "index", "text")

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from curation.errors import ConfigError
+from curation.io import swap_dir
 
 MARKER = ".scale-vqa-output"
 """Marker file inside every folder this package writes as a whole."""
@@ -138,8 +139,11 @@ def _owner_alive(tmp: Path) -> bool:
         pid = int(pid_text)
     except (OSError, ValueError):
         return False  # a marked temporary without an owner line is never live
-    if host != socket.gethostname():
-        return True
+    return host != socket.gethostname() or pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (no permission to ask: yes)."""
     if pid == os.getpid():
         return True
     try:
@@ -196,15 +200,7 @@ def staged_output(path: str | os.PathLike[str], overwrite: bool = False) -> Iter
         (tmp / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         yield tmp
         check_replaceable(path, overwrite)  # the folder may have changed meanwhile
-        if path.exists() or path.is_symlink():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        swap_dir(tmp, path)
         (path / OWNER).unlink(missing_ok=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

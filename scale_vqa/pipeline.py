@@ -38,6 +38,7 @@ from curation.errors import ConfigError, InputError, ValidationError
 from curation.io import atomic_write_jsonl, atomic_write_text
 from curation.io import file_sha256 as file_digest  # SHA-256 of a file's bytes
 from scale_vqa.config import BuildConfig
+from scale_vqa.outdir import pid_alive
 
 FINGERPRINT_VERSION = 1
 
@@ -438,14 +439,12 @@ class _Rebuild:
             for line in field_warnings(get_organ(name, cfg.organs_dir), widths):
                 print(f"warning: {line}", file=sys.stderr)
 
-    def stage_extract(self) -> None:
-        """Zoom paths at each annotation's centre (sampled on tissue when null)."""
-        from curation.errors import SlideError
-        from scale_vqa.extract import ExtractConfig, extract_slides
-        from scale_vqa.extract_shards import check_manifests, read_manifests
+    def _extract_config(self) -> Any:
+        """The extraction settings of this build (scale_vqa.extract.ExtractConfig)."""
+        from scale_vqa.extract import ExtractConfig
 
         cfg = self.cfg
-        excfg = ExtractConfig(
+        return ExtractConfig(
             magnifications=tuple(cfg.magnifications),
             size=cfg.size,
             paths_per_slide=cfg.paths_per_slide,
@@ -455,6 +454,15 @@ class _Rebuild:
             image_format=cfg.image_format,
             image_quality=cfg.image_quality,
         )
+
+    def stage_extract(self) -> None:
+        """Zoom paths at each annotation's centre (sampled on tissue when null)."""
+        from curation.errors import SlideError
+        from scale_vqa.extract import extract_slides
+        from scale_vqa.extract_shards import check_manifests, read_manifests
+
+        cfg = self.cfg
+        excfg = self._extract_config()
         self._check_slides()
         self._warn_fields()
         if read_manifests(self.zoom):  # filled by `build --shard K/N` runs: check them
@@ -489,20 +497,11 @@ class _Rebuild:
         """
         from curation.errors import SlideError
         from curation.io import read_jsonl
-        from scale_vqa.extract import ExtractConfig, extract_slides
+        from scale_vqa.extract import extract_slides
 
         cfg = self.cfg
         jobs = [self._job(o, p, n) for p in cfg.annotations for n, o in read_jsonl(p)]
-        excfg = ExtractConfig(
-            magnifications=tuple(cfg.magnifications),
-            size=cfg.size,
-            paths_per_slide=cfg.paths_per_slide,
-            mpp=cfg.mpp,
-            seed=cfg.seed,
-            allow_upsample=cfg.allow_upsample,
-            image_format=cfg.image_format,
-            image_quality=cfg.image_quality,
-        )
+        excfg = self._extract_config()
         result = extract_slides(
             [str(p) for p in cfg.slides],
             self.zoom,
@@ -930,7 +929,7 @@ def _work_lock(work: Path, name: str = ".lock") -> Iterator[None]:
                 pid = int(lock.read_text().strip() or 0)
             except (OSError, ValueError):
                 pid = 0
-            if pid and _alive(pid):
+            if pid and pid_alive(pid):
                 raise ConfigError(
                     f"{work} is in use by another build (process {pid}); wait for it to "
                     "finish or give this build another --work folder"
@@ -944,20 +943,6 @@ def _work_lock(work: Path, name: str = ".lock") -> Iterator[None]:
         yield
     finally:
         lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _run_stages(
