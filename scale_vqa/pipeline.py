@@ -39,6 +39,7 @@ from curation.io import atomic_write_jsonl, atomic_write_text
 from curation.io import file_sha256 as file_digest  # SHA-256 of a file's bytes
 from scale_vqa.config import BuildConfig
 from scale_vqa.outdir import pid_alive
+from scale_vqa.rebuild_card import card_info, empty_splits_note
 
 FINGERPRINT_VERSION = 1
 
@@ -252,16 +253,6 @@ class PipelineResult:
         lines.append(f"dataset: {self.output}")
         lines.append(f"work folder: {self.work}")
         return "\n".join(lines)
-
-
-HIDDEN_TEST_SECTION = (
-    "This is a **hidden-test build**: in the `test` split, `answer` and `rationale` are "
-    "empty in every row (rationales are solutions: they state the key's findings). The key "
-    "is kept apart from this folder by whoever built it. Row ids, set ids and row order "
-    "carry nothing about the key. To score a model on the test split, the key holder runs "
-    "`scale-vqa evaluate DATASET --split test --key test_key.jsonl`, which gives the same "
-    "figures as on a full build; `train` and `validation` keep their answers."
-)
 
 
 def demo_config(output: Path, work: Path) -> BuildConfig:
@@ -680,95 +671,12 @@ class _Rebuild:
         )
         return qs
 
-    def card_info(self) -> Any:
-        """The dataset card's content: metadata, audit, curation settings."""
-        from scale_vqa.card import CardInfo
-
-        cfg = self.cfg
-        audit = _read_json(self.audit) if self.audit.is_file() else None
-        screen = _read_json(self.screen_report) if self.screen_report.is_file() else {}
-        sections: list[tuple[str, str]] = []
-        if cfg.card.citation:
-            sections.append(
-                ("Citation of this build", "```bibtex\n" + cfg.card.citation.strip() + "\n```")
-            )
-        curation = {
-            "seed": cfg.seed,
-            "magnifications": ", ".join(f"{m:g}x" for m in cfg.magnifications),
-            "crop size (px)": cfg.size,
-            "options per question": cfg.generation.options,
-            "question types asked for": ", ".join(cfg.generation.question_types),
-            "naive generation": cfg.generation.naive,
-            "split ratios (train/validation/test)": (
-                f"{cfg.split.train:g}/{cfg.split.validation:g}/{cfg.split.test:g}"
-            ),
-            "annotations": self.counts.get("annotations", ""),
-            "zoom paths": self.counts.get("zoom_paths", ""),
-            "questions generated": self.counts.get("generated", ""),
-            "questions kept after the screen": self.counts.get("kept", ""),
-            "screen": (
-                f"{cfg.screen.rounds} round(s), adversaries: "
-                + (", ".join(cfg.screen.adversaries) if cfg.screen.adversaries else "default")
-                + (f", {len(cfg.screen.llm)} LLM endpoint(s)" if cfg.screen.llm else "")
-                if cfg.screen.enabled
-                else "disabled"
-            ),
-        }
-        curation.update(_encoding_rows(self.zoom))
-        if isinstance(screen, dict) and "n_input" in screen:
-            curation["screen: questions in / out"] = f"{screen['n_input']} / {screen['n_output']}"
-            curation["screen: regenerated / dropped"] = (
-                f"{screen.get('regenerated', 0)} / {screen.get('dropped', 0)}"
-            )
-        kw: dict[str, Any] = {
-            "pretty_name": cfg.card.name,
-            "license": cfg.card.license,
-            "repo_id": cfg.card.repo_id,
-            "source": (
-                "Rebuilt with `scale-vqa build` from slides and zoom-path annotations "
-                f"({self.counts.get('slides', '?')} slide file(s))."
-            ),
-            "leakage_audit": audit,
-            "curation": curation,
-            "limitations": list(cfg.card.limitations)
-            + ([f"Empty splits: {self.empty_note}"] if self.empty_note else []),
-            "sections": sections,
-        }
-        if cfg.hidden_test:
-            sections.append(("Hidden test split", HIDDEN_TEST_SECTION))
-        if cfg.card.description:
-            kw["summary"] = cfg.card.description
-        if self.review_card is not None:
-            kw["clinical_validation"] = self.review_card
-        return CardInfo(**kw)
-
-    def empty_splits_note(self, splits: dict[str, int]) -> str | None:
-        """Why a split the ratios ask for got no rows, and what to change; None if none."""
-        from curation.annotations import read_annotations
-
-        sp = self.cfg.split
-        wanted = {"train": sp.train, "validation": sp.validation, "test": sp.test}
-        empty = [s for s, r in wanted.items() if r > 0 and not splits.get(s)]
-        if not empty or not self.annotations.is_file():
-            return None
-        anns = read_annotations(self.annotations, self.cfg.organs_dir)
-        groups = {a.group for a in anns}
-        unit = "patient(s)" if all(a.patient_id for a in anns) else "patient/slide group(s)"
-        chunk = self.cfg.generation.split_min_chunk
-        return (
-            f"split(s) {', '.join(empty)} came out empty: {len(anns)} zoom paths from "
-            f"{len(groups)} {unit}, split {sp.train:g}/{sp.validation:g}/{sp.test:g} with "
-            f"whole {unit.split('(')[0]}s per split and at least generation.split_min_chunk="
-            f"{chunk} paths per split and stratum; lower generation.split_min_chunk (0 deals "
-            "every stratum to every split), change the split ratios, or annotate more patients"
-        )
-
     def stage_build(self) -> None:
         """Rows -> Parquet shards with embedded images + README card (atomic folder swap)."""
         from scale_vqa.build import write_dataset
 
         rows = self.rows_by_split()
-        self.empty_note = self.empty_splits_note({s: len(r) for s, r in rows.items()})
+        self.empty_note = empty_splits_note(self, {s: len(r) for s, r in rows.items()})
         hidden = ["test"] if self.cfg.hidden_test and "test" in rows else []
         if hidden:
             from baselines.answer_key import withhold, write_key
@@ -778,7 +686,7 @@ class _Rebuild:
         result = write_dataset(
             self.cfg.output,
             rows,
-            self.card_info(),
+            card_info(self),
             max_shard_bytes=int(self.cfg.shard_size_mb * 2**20),
             on_shard=self.on_shard,
             progress=not self.quiet,
@@ -819,25 +727,6 @@ class _Rebuild:
                 c["dropped"] = _count_lines(self.work / "dropped.jsonl")
         if self.build_report.is_file():
             c["splits"] = _read_json(self.build_report)["splits"]
-
-
-def _encoding_rows(zoom: Path) -> dict[str, str]:
-    """The card's rows on how crops are stored and their measured PSNR."""
-    from scale_vqa.extract import read_encoding
-
-    enc = read_encoding(zoom) if zoom.is_dir() else None
-    if not enc:
-        return {}
-    p = enc["psnr"]
-    if p["mean_db"] == "lossless":
-        quality = f"lossless ({p['n']} crops checked)"
-    elif p["n"]:
-        quality = (
-            f"mean {p['mean_db']} dB, min {p['min_db']} dB over {p['n']} crops ({p['sample']})"
-        )
-    else:
-        quality = "no crop sampled"
-    return {"crop encoding": enc["description"], "crop PSNR against the slide read": quality}
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -1028,7 +917,7 @@ def _run_stages(
     finally:
         bar.close()
     rb.collect_counts()
-    note = rb.empty_splits_note(rb.counts.get("splits") or {})
+    note = empty_splits_note(rb, rb.counts.get("splits") or {})
     if note:  # a warning, printed even when quiet
         print(f"warning: {note}", file=sys.stderr)
     return PipelineResult(cfg.output, cfg.work, runner.reports, rb.counts)
