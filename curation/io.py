@@ -105,7 +105,6 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
             yield lineno, obj
 
 
-@contextmanager
 def swap_dir(tmp: Path, path: Path) -> None:
     """Put the finished folder ``tmp`` in place of ``path`` (the old one removed after)."""
     if path.exists() or path.is_symlink():
@@ -119,6 +118,7 @@ def swap_dir(tmp: Path, path: Path) -> None:
         os.replace(tmp, path)
 
 
+@contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Build a folder in a temporary sibling and swap it in only on success.
 
