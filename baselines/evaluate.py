@@ -35,7 +35,7 @@ from baselines.infer import Predictor
 from curation.audit import wilson
 from curation.errors import ConfigError, HubError, InputError, RecordError, ValidationError
 from curation.io import atomic_write_jsonl, read_jsonl
-from curation.records import LETTERS, LeftOut
+from curation.records import LETTERS, LeftOut, option_set_fault
 
 CONTROLS: tuple[str, ...] = ("full", "blind", "shuffled", "single", "circular")
 """Every control, in report order (``full`` is always run: the others compare to it)."""
@@ -262,13 +262,14 @@ def check_row(row: Mapping[str, Any], n_images: int, where: str) -> None:
         raise RecordError(
             f"{where}: {len(opts)} options; an MCQ needs 2 to 10 strings", reason="option_count"
         )
-    if any(not o.strip() for o in opts):
-        raise RecordError(f"{where}: an option is empty", reason="empty_option")
-    distinct = {" ".join(o.split()).casefold() for o in opts}
-    if len(distinct) == 1:
-        raise RecordError(f"{where}: all {len(opts)} options are identical", "identical_options")
-    if len(distinct) != len(opts):
-        raise RecordError(f"{where}: the same option appears twice", "duplicate_options")
+    fault = option_set_fault(list(opts))
+    if fault is not None:
+        message = {
+            "empty_option": "an option is empty",
+            "identical_options": f"all {len(opts)} options are identical",
+            "duplicate_options": "the same option appears twice",
+        }[fault]
+        raise RecordError(f"{where}: {message}", reason=fault)
     if not row.get("answer"):  # never left out quietly: the whole split would vanish
         raise InputError(f"{where} ({row.get('id', '')}): no answer: {HIDDEN_NOTE}")
     if row.get("answer") not in LETTERS[: len(opts)]:

@@ -135,8 +135,20 @@ def seeded_order(questions: Iterable[Question], seed: int = 0) -> list[Question]
 QUESTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Question) if f.name != "extra")
 
 
-def _norm_option(text: str) -> str:
+def normalise_option(text: str) -> str:
+    """An option as compared for sameness: whitespace collapsed, case folded."""
     return " ".join(text.split()).casefold()
+
+
+def option_set_fault(options: list[str]) -> str | None:
+    """The reason code of what is wrong with a list of option strings, or None:
+    ``empty_option``, ``identical_options`` (all the same) or ``duplicate_options``."""
+    if any(not o.strip() for o in options):
+        return "empty_option"
+    distinct = {normalise_option(o) for o in options}
+    if len(distinct) == 1:
+        return "identical_options"
+    return "duplicate_options" if len(distinct) != len(options) else None
 
 
 def validate_question(q: Question, where: str = "record", n_options: int | None = None) -> None:
@@ -160,16 +172,17 @@ def validate_question(q: Question, where: str = "record", n_options: int | None 
             "option_count",
             f"field 'options' has {len(q.options)} option(s), expected {n_options}",
         )
-    if any(not o.strip() for o in q.options):
-        raise bad("empty_option", "field 'options' contains an empty option")
-    distinct = {_norm_option(o) for o in q.options}
-    if len(distinct) == 1:
+    fault = option_set_fault(q.options)
+    if fault is not None:
         raise bad(
-            "identical_options",
-            f"field 'options' holds the same text {len(q.options)} times (all options identical)",
+            fault,
+            {
+                "empty_option": "field 'options' contains an empty option",
+                "identical_options": f"field 'options' holds the same text {len(q.options)} "
+                "times (all options identical)",
+                "duplicate_options": "field 'options' contains the same option twice",
+            }[fault],
         )
-    if len(distinct) != len(q.options):
-        raise bad("duplicate_options", "field 'options' contains the same option twice")
     valid = LETTERS[: len(q.options)]
     if not isinstance(q.answer, str) or q.answer not in valid:
         raise bad(

@@ -34,7 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import InputError, RecordError
-from curation.records import LETTERS, LeftOut, Question, describe_left_out, validate_question
+from curation.records import (
+    LETTERS,
+    LeftOut,
+    Question,
+    describe_left_out,
+    normalise_option,
+    validate_question,
+)
 from scale_vqa.rationale_letters import LetterClaims, rationale_letter_claims
 from scale_vqa.schema import Row
 
@@ -226,10 +233,6 @@ def _levels(rels: list[str], keys: list[str], where: str) -> list[float]:
             reason="bad_image_path",
         )
     return levels
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold()
 
 
 def _read_json(path: Path) -> list[Any]:
@@ -426,7 +429,9 @@ def _report(
             letters[qtype] = {k: counts.get(k, 0) for k in sorted(set(LETTERS[:4]) | set(counts))}
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, q in enumerate(questions):
-        groups[(_norm(q.question), tuple(_norm(o) for o in q.options))].append(i)
+        groups[
+            (normalise_option(q.question), tuple(normalise_option(o) for o in q.options))
+        ].append(i)
     duplicates = [
         {
             "question": questions[idx[0]].question,
