@@ -144,6 +144,11 @@ def load_hub_dataset(repo_id: str) -> Any:
         ) from None
 
 
+def is_hub_dataset_id(text: str) -> bool:
+    """Whether ``text`` (not an existing path) reads as a Hub dataset id ``owner/name``."""
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).suffix
+
+
 def load_split(source: str | os.PathLike[str], split: str = "test") -> Any:
     """One split of a dataset folder (``load_dataset(folder)``) or a Hub id, columns checked.
 
@@ -157,7 +162,7 @@ def load_split(source: str | os.PathLike[str], split: str = "test") -> Any:
         dsd = load_folder(path)
     elif path.exists():
         raise InputError(f"{path}: is a file; give a dataset folder or a Hub id (owner/name)")
-    elif text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.suffix:
+    elif is_hub_dataset_id(text):
         dsd = load_hub_dataset(text)
     else:
         raise InputError(f"{source}: no such dataset folder (and not a Hub id owner/name)")

@@ -105,7 +105,7 @@ def describe_model(model: str, if_missing: str | None) -> str:
 
 def describe_dataset(run: TrainRun) -> list[str]:
     """Where the dataset comes from and, for a local folder, the rows of the splits used."""
-    from baselines.evaluate import is_dataset_folder, load_split
+    from baselines.evaluate import is_dataset_folder, is_hub_dataset_id, load_split
 
     path = Path(run.dataset)
     splits = [run.split] + ([run.validation_split] if run.train.val_every else [])
@@ -118,10 +118,10 @@ def describe_dataset(run: TrainRun) -> list[str]:
                 lines.append(f"  {name}: {exc} (fix this)")
         return lines
     if not path.exists() and run.dataset_if_missing == "demo":
-        return [f"{path}: missing; the demo build will be written there first (36 rows a split)"]
+        return [f"{path}: missing; the demo build will be written there first"]
     if path.exists():
         return [f"{path}: not a dataset folder (fix this)"]
-    if run.dataset.count("/") == 1 and not run.dataset.startswith((".", "/", "~")):
+    if is_hub_dataset_id(run.dataset):
         return [f"Hub dataset {run.dataset}: {_not_checked()}"]
     return [f"{path}: no such dataset folder and not a Hub id owner/name (fix this)"]
 

@@ -154,7 +154,7 @@ def load_questions(
     Unusable records are left out and noted in ``left`` (when given, and not ``strict``);
     otherwise the first one raises.
     """
-    from baselines.evaluate import load_folder, load_hub_dataset
+    from baselines.evaluate import is_hub_dataset_id, load_folder, load_hub_dataset
     from curation.errors import InputError
     from curation.records import load_questions_file, read_questions
 
@@ -184,7 +184,7 @@ def load_questions(
             ".jsonl, a dataset folder or a Hub id"
         )
     text = str(source)
-    if text.count("/") == 1 and not text.startswith((".", "/")) and not path.suffix:
+    if is_hub_dataset_id(text):
         return _from_dataset(load_hub_dataset(text), text, split, strict, left)
     raise InputError(f"{source}: no such file or folder; check the path")
 
