@@ -324,6 +324,7 @@ class Generator:
             self.seed,
             self.config.split_tolerance,
             self.config.max_type_share,
+            self.config.min_type_share,
         )
         if not dropped:
             return questions

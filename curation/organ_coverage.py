@@ -13,7 +13,7 @@ from curation.records import QUESTION_TYPES
 from curation.templates import TYPES
 
 NEEDS: dict[str, str] = {
-    "correspondence": "two features visible at the same two scales (e.g. both at low and mid)",
+    "correspondence": "a feature visible at two scales (e.g. at low and mid)",
     "corroboration": "a feature seen below high power at P(feature | diagnosis) >= 0.5 under "
     "some diagnosis, and two high-power features that go with it (P >= 0.3 under such a "
     "diagnosis) with P between {pmin} and {pmax}",

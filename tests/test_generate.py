@@ -14,7 +14,7 @@ from curation.constraints import check_all, summarize
 from curation.errors import ConfigError
 from curation.generate import Generator, GeneratorConfig
 from curation.options import option_truths
-from curation.records import QUESTION_TYPES, letters_named, read_questions
+from curation.records import QUESTION_TYPES, Question, letters_named, read_questions
 from curation.simulate import simulate
 from scale_vqa.cli import main
 from tests.test_organs import write_organ
@@ -260,7 +260,7 @@ TONGUE_TOO_SMALL = {
         {
             "id": "keratin_pearls",
             "phrase": "keratin pearls",
-            "scales": ["mid", "high"],
+            "scales": ["mid"],
             "compartment": "mucosa",
             "synonyms": ["squamous pearls"],
             "prevalence": 0.05,
@@ -297,7 +297,7 @@ def test_generate_with_zero_questions_is_one_clear_error(tmp_path, capsys):
     assert err.startswith("error: no questions generated") and "\n" not in err
     assert "wrote" not in captured.out and not out.exists()
     for needle in (
-        "correspondence (needs two features visible at the same two scales",
+        "correspondence (needs a feature visible at two scales",
         "diagnosis (needs at least two diagnoses)",
         "too few zoom paths per organ x diagnosis pool",
         "scale-vqa organs validate",
@@ -384,3 +384,26 @@ def test_information_budget_is_what_keeps_the_checkers_at_zero(corpus, generated
     assert sq and check_premise_conflicts(sq, scope="patient") == []
     with pytest.raises(ConfigError, match="budget_scope"):
         GeneratorConfig(budget_scope="slide").validate()
+
+
+def test_rebalance_lifts_a_scarce_type_to_the_floor_by_dropping_whole_sets():
+    from curation.generation.rebalance import sets_to_drop
+
+    def set_of(sid: str, qtype: str) -> list[Question]:
+        return [
+            Question("q", list("wxyz"), letter, qtype, path_id=f"{sid}-{letter}",
+                     split="train", set_id=sid)
+            for letter in "ABCD"
+        ]  # fmt: skip
+
+    qs = [q for i in range(30) for q in set_of(f"a{i}", "correspondence")]
+    qs += [q for i in range(3) for q in set_of(f"c{i}", "localization")]
+    splits = {q.path_id: "train" for q in qs}
+    assert sets_to_drop(qs, splits, 0, None, None, None) == set()
+    dropped = sets_to_drop(qs, splits, 0, None, None, 0.10)
+    kept = [q for q in qs if q.set_id not in dropped]
+    assert all(sid.startswith("a") for sid in dropped)  # only the largest type loses sets
+    share = sum(q.question_type == "localization" for q in kept) / len(kept)
+    assert share >= 0.10 and len(kept) % 4 == 0
+    # one set fewer dropped and the floor would not hold: the minimum was dropped
+    assert 12 / (len(kept) + 4) < 0.10

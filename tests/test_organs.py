@@ -229,7 +229,7 @@ def test_validate_warns_about_question_types_a_vocabulary_cannot_feed(tmp_path, 
         "display_name": "Thin",
         "compartments": ["mucosa"],
         "features": [
-            {"id": "pearls", "phrase": "keratin pearls", "scales": ["mid", "high"]},
+            {"id": "pearls", "phrase": "keratin pearls", "scales": ["mid"]},
             {"id": "mitoses", "phrase": "mitotic figures", "scales": ["high"]},
         ],
         "diagnoses": [
@@ -241,14 +241,15 @@ def test_validate_warns_about_question_types_a_vocabulary_cannot_feed(tmp_path, 
     assert validate_organ_file(path) == []
     assert main(["organs", "validate", str(path)]) == 0
     captured = capsys.readouterr()
-    assert "valid (7 warning(s))" in captured.out
+    assert "valid (8 warning(s))" in captured.out
     err = captured.err
     for needle in (
-        "no correspondence questions possible: needs two features visible at the same two scales",
+        "no correspondence questions possible: needs a feature visible at two scales",
         "no diagnosis questions possible: needs at least two diagnoses",
         "no explanation questions possible",
         "only 0 feature(s) visible at low power",
         "only 1 feature(s) visible at mid power",
+        "only 1 feature(s) visible at high power",
     ):
         assert f"warning: {path}: {needle}" in err, needle
     # a shipped vocabulary feeds every type: no warning

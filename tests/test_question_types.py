@@ -127,6 +127,31 @@ def test_generated_questions_meet_every_definition(generated):
             assert "suggests" not in q.question and q.extra["premise"]
 
 
+def test_single_feature_correspondence_asks_one_feature_at_two_powers(generated):
+    """Type A's ``corrs`` family: one feature, present or absent at each of two powers, no
+    premise; the key is what the annotation records at both powers."""
+    anns = {a.path_id: a for a in simulate(600, seed=3)}
+    single = [q for q in generated if q.extra.get("family", "").startswith("corrs:")]
+    assert single, "no single-feature correspondence set formed"
+    for q in single:
+        assert q.extra["premise"] == []
+        claims = q.extra["claims"]
+        feats = {c[0] for o in claims for c in o}
+        scales = {c[1] for o in claims for c in o}
+        assert len(feats) == 1 and len(scales) == 2, (feats, scales)
+        # the four options are the four present/absent combinations
+        assert sorted(tuple(c[2] for c in o) for o in claims) == [
+            (False, False),
+            (False, True),
+            (True, False),
+            (True, True),
+        ]
+        ann = anns[q.path_id]
+        truths = [all(claim_truth(ann, c) for c in o) for o in claims]
+        assert truths.index(True) == q.key_index and truths.count(True) == 1
+        assert not question_problems(q)
+
+
 def test_localization_keys_depend_on_placement(generated):
     """Moving the placed finding to its other compartment changes which option is true."""
     anns = {a.path_id: a for a in simulate(600, seed=3)}

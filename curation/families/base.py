@@ -137,6 +137,8 @@ class Family:
     extra: dict[str, str] = field(default_factory=dict)
     wording: str = ""
     """Template table of the type that words this family's stems ("" = the default)."""
+    one_feature: bool = False
+    """Pair slots over the *same* feature (at two powers) instead of distinct features."""
 
     def __post_init__(self) -> None:
         # a slot whose own words fail the text gate never reaches an option
@@ -144,10 +146,13 @@ class Family:
         self.slots2 = [s for s in self.slots2 if clean_slot(s)]
 
     def pairs(self) -> list[tuple[Slot, Slot]]:
-        """Candidate (slot1, slot2) pairs over distinct features."""
+        """Candidate (slot1, slot2) pairs over distinct features (the same one for
+        ``one_feature`` families)."""
         out = []
         for a, b in itertools.product(self.slots1, self.slots2):
-            if set(a.features) & set(b.features):
+            if self.one_feature != (set(a.features) == set(b.features)):
+                continue
+            if not self.one_feature and set(a.features) & set(b.features):
                 continue
             if self.same and a.phrase >= b.phrase:
                 continue

@@ -2,9 +2,11 @@
 magnification, and at which.
 
 Families: ``corr`` (two features seen at one power: is each matched at another?), ``corrm``
-(one seen, one looked for and absent there: what of each at the other power?) and
-``corrx`` (at which of two powers each of two features has a match: both, or only the
-first; the family once called localization).
+(one seen, one looked for and absent there: what of each at the other power?), ``corrx``
+(at which of two powers each of two features has a match: both, or only the first; the
+family once called localization) and ``corrs`` (one feature at two powers: at both, at
+either one only, or at neither; no premise, so every path where the feature is recorded at
+both powers can take it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from curation.families.base import (
     cap,
     is_there,
     join_list,
+    kept_state,
     no,
     not_there,
     presence_slot,
@@ -69,6 +72,19 @@ _MATCH = {
     "magnifications of this zoom path?",
     "correspondence-free-4": "At which powers is each of {F1} and {F2} seen in this image set?",
 }
+_SINGLE = {
+    "correspondence-fixed-1": "Along this zoom path, at which of the {SA}- and {SB}-power "
+    "fields does {F1} appear?",
+    "correspondence-fixed-2": "Which option states correctly where {F1} is found across the "
+    "{SA}- and {SB}-power images?",
+    "correspondence-free-1": "Tracing {F1} from {SA} to {SB} magnification, which account "
+    "of the two fields is correct?",
+    "correspondence-free-2": "Comparing the {SA}- and {SB}-power images, which statement "
+    "about {F1} holds?",
+    "correspondence-free-3": "Which account of {F1} in the {SA}-power and the {SB}-power "
+    "fields is correct?",
+    "correspondence-free-4": "In this image set, at which of {SA} and {SB} power is {F1} seen?",
+}
 
 
 class Correspondence(QuestionType):
@@ -76,7 +92,11 @@ class Correspondence(QuestionType):
 
     name = "correspondence"
     templates: ClassVar[dict[str, str]] = _SEEN
-    tables: ClassVar[dict[str, dict[str, str]]] = {"mixed": _MIXED, "match": _MATCH}
+    tables: ClassVar[dict[str, dict[str, str]]] = {
+        "mixed": _MIXED,
+        "match": _MATCH,
+        "single": _SINGLE,
+    }
 
     def context(self, fam, slots, organ):
         ctx = super().context(fam, slots, organ)
@@ -134,6 +154,41 @@ class Correspondence(QuestionType):
             if s3:
                 fams.append(Family(f"corrm:{sa}:{sb}", (), ctx, s1, s3, wording="mixed"))
         fams.extend(self._match(organ, dx, pmin))
+        fams.extend(self._single(organ, dx, pmin))
+        return fams
+
+    @staticmethod
+    def _single(organ: Organ, dx: str | None, pmin: float) -> list[Family]:
+        """One feature at two powers: present or absent at each (no premise)."""
+        fams = []
+        for sa, sb in itertools.combinations(SCALES, 2):
+            wa, wb = SCALE_WORD[sa], SCALE_WORD[sb]
+            feats = [
+                f
+                for f in organ.features.values()
+                if sa in f.scales
+                and sb in f.scales
+                and kept_state(f.phrase) is None  # "an intact layer ... absent" reads wrong
+                and pmin <= prob(organ, f.id, dx) <= 1 - pmin
+            ]
+            if not feats:
+                continue
+            s1 = [
+                presence_slot(
+                    f"corrs1:{f.id}:{sa}", f, sa, f"present at {wa} power", f"absent at {wa} power"
+                )
+                for f in feats
+            ]
+            s2 = [
+                presence_slot(
+                    f"corrs2:{f.id}:{sb}", f, sb, f"seen at {wb} power", f"not seen at {wb} power"
+                )
+                for f in feats
+            ]
+            ctx = {"SA": wa, "SB": wb}
+            fams.append(
+                Family(f"corrs:{sa}:{sb}", (), ctx, s1, s2, wording="single", one_feature=True)
+            )
         return fams
 
     @staticmethod
@@ -175,11 +230,18 @@ class Correspondence(QuestionType):
         return [Family("corrx", (), {}, slots1, slots2, same=True, wording="match")]
 
     def render(self, fam: Family, alts: list[str]) -> str:
-        if fam.wording == "match":
+        if fam.wording in ("match", "single"):
             return cap("; ".join(alts))
         return f"At {fam.ctx['SB']} power, {join_list(alts)}"
 
     def rationale(self, ann, organ, fam, slots, key):
+        if fam.wording == "single":
+            fid = slots[0].features[0]
+            sa, sb = slots[0].alts[0].claims[0][1], slots[1].alts[0].claims[0][1]
+            return (
+                f"{cap(state_words(ann, fid, sa, organ))}, and "
+                f"{state_words(ann, fid, sb, organ)}. Hence: {key}."
+            )
         if fam.wording == "match":
             parts = []
             for s in slots:

@@ -33,7 +33,9 @@ class GeneratorConfig:
     every stratum to every split). ``split_tolerance``: after generation, whole sets are
     dropped from over-represented splits until each split's share of the questions is
     within this of its share of the zoom paths (None: keep everything).
-    ``max_type_share``: likewise, no type above this share of the questions (None: no cap).
+    ``max_type_share``: likewise, no type above this share of the questions (None: no cap);
+    ``min_type_share``: and while a type formed is below this share, sets of the largest
+    type are dropped (None: no floor).
     ``information_budget``: skip a path for a set that would break the budget of
     :mod:`curation.budget` there (False: the previous recipe, which leaks across rows).
     ``budget_scope``: a feature one question gives is never tested by another question of
@@ -51,6 +53,7 @@ class GeneratorConfig:
     split_min_chunk: int = DEFAULT_MIN_CHUNK
     split_tolerance: float | None = 0.005
     max_type_share: float | None = 0.35
+    min_type_share: float | None = 0.10
     information_budget: bool = True
     budget_scope: str = "path"
 
@@ -80,3 +83,5 @@ class GeneratorConfig:
             raise ConfigError("split_tolerance must be in [0, 1) or None")
         if self.max_type_share is not None and not 0.0 < self.max_type_share <= 1.0:
             raise ConfigError("max_type_share must be in (0, 1] or None")
+        if self.min_type_share is not None and not 0.0 <= self.min_type_share < 1.0:
+            raise ConfigError("min_type_share must be in [0, 1) or None")

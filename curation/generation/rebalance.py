@@ -15,6 +15,7 @@ def sets_to_drop(
     seed: int,
     split_tolerance: float | None,
     max_type_share: float | None,
+    min_type_share: float | None = None,
 ) -> set[str]:
     """Set ids to drop (seeded, greedy; see below); empty when nothing is out of line.
 
@@ -22,15 +23,17 @@ def sets_to_drop(
     types form sets more easily than others. Dropping *whole* complementary sets keeps
     every set property (one true key per path, each option the key once per set, one
     split per set). While a split's question share exceeds its path share by more than
-    ``split_tolerance``, or a type's share exceeds ``max_type_share``, one set (a random
+    ``split_tolerance``, or a type's share exceeds ``max_type_share``, or a type's share is
+    below ``min_type_share`` (then the largest type counts as over), one set (a random
     one) is dropped from the split x type cell that relieves a violation and whose split
-    and type are most over-represented together. The type cap is at least ``1 / k`` for
-    ``k`` types present, and type trimming stops once a quarter of the questions is gone
+    and type are most over-represented together. The type cap is at least ``1 / k`` and
+    the floor at most ``1 / k`` for ``k`` types present, and type trimming stops once a
+    quarter of the questions is gone
     (split tracking does not; it stops when a drop would not lower the largest excess,
     and a split without questions is left out of its targets).
     """
-    tol, cap = split_tolerance, max_type_share
-    if tol is None and cap is None:
+    tol, cap, least = split_tolerance, max_type_share, min_type_share
+    if tol is None and cap is None and not least:
         return set()
     # a split without questions cannot be helped by dropping others' sets: the targets
     # are the path shares among the splits that have questions
@@ -56,6 +59,8 @@ def sets_to_drop(
     # a cap below 1/k cannot hold with k types; type trimming stops at a quarter lost
     if cap is not None:
         cap = max(cap, 1.0 / max(len(by_type), 1))
+    if least:
+        least = min(least, 1.0 / max(len(by_type), 1))
     floor = 0.75 * total
     dropped: set[str] = set()
     while total > 0:
@@ -63,6 +68,8 @@ def sets_to_drop(
         excess_t = {t: by_type[t] / total - (cap if cap is not None else 1.0) for t in by_type}
         over_s = {s for s, e in excess_s.items() if tol is not None and e > tol}
         over_t = {t for t, e in excess_t.items() if e > 0 and total > floor}
+        if least and total > floor and min(n for n in by_type.values() if n) / total < least:
+            over_t.add(max(by_type, key=lambda t: (by_type[t], t)))
         if not over_s and not over_t:
             break
         # most over-represented split x type cell among those that relieve a violation
