@@ -133,13 +133,16 @@ def apply_text(
     return out
 
 
-def _organ(name: str, organs_dir: Sequence[str], cache: dict[str, Organ | None]) -> Organ | None:
-    if name not in cache:
+def organs_of(questions: Sequence[Question], organs_dir: Sequence[str] = ()) -> dict[str, Organ]:
+    """The vocabulary of every organ the questions name that the registry (and
+    ``organs_dir``) knows; an unknown organ is left out."""
+    out: dict[str, Organ] = {}
+    for name in sorted({q.organ for q in questions}):
         try:
-            cache[name] = get_organ(name, organs_dir)
+            out[name] = get_organ(name, organs_dir)
         except ScaleVQAError:
-            cache[name] = None
-    return cache[name]
+            continue
+    return out
 
 
 def reword_questions(
@@ -157,6 +160,7 @@ def reword_questions(
     """
     groups = set_groups(questions)
     kept: Counter[str] = Counter()
+    kept_sets: list[dict[str, str]] = []
     asked: dict[str, Question] = {}
     for sid, idx in groups.items():
         first = questions[idx[0]]
@@ -165,6 +169,7 @@ def reword_questions(
             for i in idx
         ):
             kept["inconsistent_set"] += 1
+            kept_sets.append({"set_id": sid, "reason": "inconsistent_set"})
         else:
             asked[sid] = first
     answers = client.chat_many(
@@ -172,27 +177,23 @@ def reword_questions(
     )
     out = list(questions)
     used = {q.id for q in questions}
-    organs: dict[str, Organ | None] = {}
-    matchers: dict[str, TermMatcher] = {}
+    organs = organs_of(questions, organs_dir)
+    matchers = {name: TermMatcher(organ) for name, organ in organs.items()}
     examples: list[dict[str, Any]] = []
     for (sid, first), answer in zip(asked.items(), answers, strict=True):
         rows = [questions[i] for i in groups[sid]]
         parsed = parse_answer(answer)
-        if parsed is None:
-            kept["not_json"] += 1
-            continue
-        new = apply_text(rows, *parsed, model=client.config.model)
-        organ = _organ(first.organ, organs_dir, organs)
-        if organ is not None and organ.name not in matchers:
-            matchers[organ.name] = TermMatcher(organ)
-        known = {organ.name: organ} if organ is not None else None
-        why = rejection(
-            rows, new, matchers.get(first.organ), known, max_length_spread=max_length_spread
-        )
-        if why is None and any(q.id in used for q in new):
-            why = "id_collision"
+        why: str | None = "not_json"
+        if parsed is not None:
+            new = apply_text(rows, *parsed, model=client.config.model)
+            why = rejection(
+                rows, new, matchers.get(first.organ), organs, max_length_spread=max_length_spread
+            )
+            if why is None and any(q.id in used for q in new):
+                why = "id_collision"
         if why is not None:
             kept[why] += 1
+            kept_sets.append({"set_id": sid, "reason": why})
             continue
         used |= {q.id for q in new}
         for i, q in zip(groups[sid], new, strict=True):
@@ -216,6 +217,7 @@ def reword_questions(
         "reworded_rows": sum(1 for q in out if "reworded_by" in q.extra),
         "kept_sets": sum(kept.values()),
         "kept_by_reason": dict(sorted(kept.items())),
+        "kept": kept_sets,
         "examples": examples,
         "llm": client.usage.as_dict(),
     }

@@ -7,21 +7,24 @@ its original text), or None. In this order, the first that applies:
   option list with an empty, repeated or identical option
   (:func:`curation.records.option_set_fault`);
 - ``unchanged``: the same text as before (nothing to apply);
-- the name of any per-question text constraint of :mod:`curation.constraints` that the
-  reworded rows break and the original rows did not: ``text_quality`` (the gate of
-  :mod:`curation.text_quality`), the type definitions (``explanation_wording``,
-  ``corroboration_no_diagnosis``, ``localization_compartments``), ``symmetry``,
-  ``distinctive_tokens``, ``rationale_letters``, ``distinct_options``;
+- ``text_quality`` (the gate of :mod:`curation.text_quality`) or a type definition
+  (``explanation_wording``, ``corroboration_no_diagnosis``, ``localization_compartments``)
+  that the reworded rows break and the original rows did not;
 - ``meaning_terms`` / ``meaning_negation`` / ``meaning_magnification`` / ``meaning_relation``:
   the stem or an option (compared in its position, so a reordered list fails) names other
   vocabulary terms (features, diagnoses, compartments, each by phrase or synonym), gives a
   term another negation count, names other magnifications (low/medium/high) or other
   compartment relations (same/another);
 - ``length_spread``: option lengths spread more than the generator allows
-  (:attr:`curation.generation.config.GeneratorConfig.max_length_spread`).
+  (:attr:`curation.generation.config.GeneratorConfig.max_length_spread`, or the original's
+  spread if that was wider);
+- ``distinct_options``, ``symmetry``, ``distinctive_tokens``, ``rationale_letters``: an
+  option-set constraint of :mod:`curation.constraints` newly broken (a rewording that makes
+  one option the hub or outlier, or gives it a word of its own, would leak its key).
 
-The meaning check is lexical and conservative: a paraphrase that drops a term's exact phrase
-(and its synonyms) is refused, never applied.
+A set of an organ without a vocabulary is kept (``unknown_organ``). The meaning check is
+lexical and conservative: a paraphrase that drops a term's exact phrase (and its synonyms)
+is refused, never applied.
 """
 
 from __future__ import annotations
@@ -45,16 +48,23 @@ SCALE_WORDS = re.compile(r"\b(low|medium|high)\b", re.I)
 RELATIONS = re.compile(r"\b(same|another)\b", re.I)
 _CLAUSE = re.compile(r"[;.?!]")
 
-TEXT_CONSTRAINTS: tuple[str, ...] = (
+WORDING_CONSTRAINTS: tuple[str, ...] = (
     "text_quality",
     "explanation_wording",
     "corroboration_no_diagnosis",
     "localization_compartments",
+)
+"""The text gate and the type definitions (checked first)."""
+
+SHAPE_CONSTRAINTS: tuple[str, ...] = (
     "distinct_options",
     "symmetry",
     "distinctive_tokens",
     "rationale_letters",
 )
+"""The option-set constraints that keep the text free of shortcuts (checked last)."""
+
+TEXT_CONSTRAINTS = WORDING_CONSTRAINTS + SHAPE_CONSTRAINTS
 """Per-question constraints that read only the text (checked before and after)."""
 
 MEANING_REASONS = ("meaning_terms", "meaning_negation", "meaning_magnification", "meaning_relation")
@@ -177,7 +187,7 @@ def rejection(
     if matcher is None:
         return "unknown_organ"
     broken = broken_constraints(reworded, organs) - broken_constraints(original, organs)
-    for name in TEXT_CONSTRAINTS:
+    for name in WORDING_CONSTRAINTS:
         if name in broken:
             return name
     why = meaning_change(matcher, [old.question, *old.options], [new.question, *new.options])
@@ -185,4 +195,7 @@ def rejection(
         return why
     if length_spread(new.options) > max(max_length_spread, length_spread(old.options)):
         return "length_spread"
+    for name in SHAPE_CONSTRAINTS:
+        if name in broken:
+            return name
     return None
