@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from curation.families.base import bare, kept_state
 from curation.organs import Organ
 from curation.records import Question, option_set_fault
 
@@ -73,13 +74,18 @@ MEANING_REASONS = ("meaning_terms", "meaning_negation", "meaning_magnification",
 def organ_terms(organ: Organ) -> dict[str, str]:
     """Every phrase (lower case) naming a term of ``organ`` -> the term's id.
 
-    Features (``f:<id>``: phrase and synonyms), diagnoses (``dx:<id>``: name and synonyms)
-    and compartments (``c:<name>``).
+    Features (``f:<id>``: phrase and synonyms, without a leading article, and for a
+    preserved state also its subject, as the generator words its negation: "lobular
+    architecture not preserved"), diagnoses (``dx:<id>``: name and synonyms) and
+    compartments (``c:<name>``).
     """
     terms: dict[str, str] = {}
     for f in organ.features.values():
         for phrase in (f.phrase, *f.synonyms):
-            terms.setdefault(phrase.lower(), f"f:{f.id}")
+            kept = kept_state(phrase)
+            forms = [phrase, bare(phrase)] + ([bare(kept[0])] if kept else [])
+            for form in forms:
+                terms.setdefault(form.lower(), f"f:{f.id}")
     for d in organ.diagnoses.values():
         for name in (d.name, *d.synonyms):
             terms.setdefault(name.lower(), f"dx:{d.id}")
@@ -115,21 +121,27 @@ class TermMatcher:
         """Terms named, negation cues per term, magnification and relation words.
 
         A negation cue belongs to the nearest term named before it in its clause (split at
-        ``; . ? !``), else to the nearest after it, else to the clause (``"-"``).
+        ``; . ? !``), else to the nearest after it there, else to the nearest term named
+        anywhere in the text, else to the text (``"-"``).
         """
         negs: Counter[str] = Counter()
-        terms: set[str] = set()
+        every = self.mentions(text)
+        start = 0
         for clause in _CLAUSE.split(text):
             ments = self.mentions(clause)
-            terms |= {t for _, t in ments}
             for cue in NEGATION.finditer(clause):
                 before = [t for pos, t in ments if pos < cue.start()]
                 after = [t for pos, t in ments if pos > cue.start()]
-                negs[before[-1] if before else after[0] if after else "-"] += 1
+                at = start + cue.start()
+                near = sorted(every, key=lambda m: (abs(m[0] - at), m[0] > at))
+                negs[
+                    before[-1] if before else after[0] if after else near[0][1] if near else "-"
+                ] += 1
+            start += len(clause) + 1
         scales = Counter(m.group(1).lower() for m in SCALE_WORDS.finditer(text))
         relations = Counter(m.group(1).lower() for m in RELATIONS.finditer(text))
         return Signature(
-            frozenset(terms),
+            frozenset(t for _, t in every),
             tuple(sorted(negs.items())),
             tuple(sorted(scales.items())),
             tuple(sorted(relations.items())),
