@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ from curation.generate import Generator
 from curation.generation.sets import set_identifier
 from curation.llm import LLMClient, LLMConfig
 from curation.records import Question, read_questions, write_questions
-from curation.reword import parse_answer, reword_questions, set_groups
-from curation.reword_checks import MEANING_REASONS
+from curation.reword import organs_of, parse_answer, reword_questions, set_groups
+from curation.reword_checks import MEANING_REASONS, TermMatcher, meaning_change
 from curation.simulate import simulate
 from scale_vqa.cli import main
 from tests.openai_server import OpenAIServer
@@ -194,6 +195,23 @@ def test_each_planted_bad_answer_keeps_its_set_with_the_right_reason(server, cor
             assert original not in plants
     assert result.report["reworded_sets"] == len(sets_of(questions)) - len(plants)
     assert "meaning_negation" in MEANING_REASONS
+
+
+def test_every_swap_of_two_options_is_a_change_of_meaning(corpus):
+    """The meaning check compares options in place: no transposition of a generated option
+    list passes it (the budget and the keys would silently go wrong)."""
+    _, questions, _ = corpus
+    matchers = {name: TermMatcher(organ) for name, organ in organs_of(questions).items()}
+    n = 0
+    for rows in sets_of(questions).values():
+        q = rows[0]
+        for i, j in combinations(range(len(q.options)), 2):
+            swapped = list(q.options)
+            swapped[i], swapped[j] = swapped[j], swapped[i]
+            old, new = [q.question, *q.options], [q.question, *swapped]
+            assert meaning_change(matchers[q.organ], old, new) in MEANING_REASONS, (q.id, i, j)
+            n += 1
+    assert n == 6 * len(sets_of(questions))
 
 
 def test_parse_answer_takes_fenced_json_and_refuses_other_shapes():
