@@ -303,3 +303,34 @@ def test_generation_never_asks_a_model(corpus):
     assert Counter(len(rows) for rows in sets_of(questions).values()) == {
         4: len(sets_of(questions))
     }
+
+
+def test_build_yaml_reword_section_rewords_after_generation(tmp_path, capsys):
+    """``reword:`` in build.yaml: generation's sets are reworded before the screen."""
+    import datasets
+
+    from curation.io import atomic_write_jsonl, read_jsonl
+    from scale_vqa.pipeline import DEMO_DIR
+    from tests.conftest import CMU_SLIDE
+
+    rows = [
+        {**obj, "slide_path": str(CMU_SLIDE)}
+        for _, obj in read_jsonl(DEMO_DIR / "annotations.jsonl")
+    ]
+    atomic_write_jsonl(tmp_path / "ann.jsonl", rows)
+    with OpenAIServer(responder=Responder()) as srv:
+        cfg = tmp_path / "build.yaml"
+        cfg.write_text(
+            "annotations: ann.jsonl\nsize: 32\n"
+            "split: {train: 0.34, validation: 0.33, test: 0.33}\n"
+            "screen: {adversaries: [centrality], rounds: 0}\n"
+            f"reword: {{base_url: '{srv.base_url}', model: rewriter}}\n"
+        )
+        assert main(["build", "--config", str(cfg), "--quiet"]) == 0
+        assert {r.body["model"] for r in srv.chat_requests} == {"rewriter"}
+    report = json.loads((tmp_path / "work" / "reword_report.json").read_text())
+    assert report["reworded_sets"] == report["sets"] > 0 and report["model"] == "rewriter"
+    ds = datasets.load_dataset(str(tmp_path / "dataset"))
+    stems = [s for split in ds.values() for s in split["question"]]
+    assert stems and all(s.startswith("Across the images, ") for s in stems)
+    capsys.readouterr()
