@@ -116,11 +116,11 @@ def apply_text(
         rationale = q.rationale
         if len(options) == len(q.options):
             rationale = rationale.replace(q.options[q.key_index], options[q.key_index])
-        extra = {
+        extra = {  # a second rewording keeps the generator's text as the original
             **q.extra,
             "reworded_by": model,
-            "original_question": q.question,
-            "original_options": list(q.options),
+            "original_question": q.extra.get("original_question", q.question),
+            "original_options": list(q.extra.get("original_options", q.options)),
         }
         new = replace(q, question=question, options=list(options), rationale=rationale)
         new.extra = extra
@@ -176,7 +176,8 @@ def reword_questions(
         [messages_for(q) for q in asked.values()], desc="reword sets", progress=progress
     )
     out = list(questions)
-    used = {q.id for q in questions}
+    used = {q.id for q in questions} | {q.set_id for q in questions if q.set_id}
+    n_rows = 0
     organs = organs_of(questions, organs_dir)
     matchers = {name: TermMatcher(organ) for name, organ in organs.items()}
     examples: list[dict[str, Any]] = []
@@ -184,18 +185,21 @@ def reword_questions(
         rows = [questions[i] for i in groups[sid]]
         parsed = parse_answer(answer)
         why: str | None = "not_json"
+        ids: set[str] = set()
         if parsed is not None:
             new = apply_text(rows, *parsed, model=client.config.model)
             why = rejection(
                 rows, new, matchers.get(first.organ), organs, max_length_spread=max_length_spread
             )
-            if why is None and any(q.id in used for q in new):
+            ids = {q.id for q in new} | ({new[0].set_id} - {""})
+            if why is None and ids & used:
                 why = "id_collision"
         if why is not None:
             kept[why] += 1
             kept_sets.append({"set_id": sid, "reason": why})
             continue
-        used |= {q.id for q in new}
+        used |= ids
+        n_rows += len(new)
         for i, q in zip(groups[sid], new, strict=True):
             out[i] = q
         if len(examples) < 5:
@@ -214,7 +218,7 @@ def reword_questions(
         "rows": len(questions),
         "sets": len(groups),
         "reworded_sets": n_reworded,
-        "reworded_rows": sum(1 for q in out if "reworded_by" in q.extra),
+        "reworded_rows": n_rows,
         "kept_sets": sum(kept.values()),
         "kept_by_reason": dict(sorted(kept.items())),
         "kept": kept_sets,
