@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "publish",
     "review",
     "review_report",
+    "reword",
     "screen",
     "simulate",
     "tiny_model",

@@ -42,7 +42,8 @@ FLAG_RULES: tuple[str, ...] = ("any", "majority")
 
 @dataclass
 class LLMEndpoint:
-    """One OpenAI-compatible endpoint used as a text-only adversary by the screen."""
+    """One OpenAI-compatible endpoint: a text-only adversary of the screen, the evidence
+    captioner, or the optional rewording model (``reword:``)."""
 
     base_url: str
     model: str
@@ -154,6 +155,7 @@ class BuildConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     seed: int = 0
     screen: ScreenConfig = field(default_factory=ScreenConfig)
+    reword: LLMEndpoint | None = None  # optional: reword each set after generation
     output: Path = Path("dataset")
     work: Path = Path("work")
     shard_size_mb: float = 256.0
@@ -523,6 +525,7 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
     )
     c.finish()
     review = _review(r, base)
+    reword = _endpoint(r.get("reword"), where, "reword", False) if r.has("reword") else None
     r.finish()
     cfg = BuildConfig(
         annotations=annotations,
@@ -541,6 +544,7 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
         split=split,
         seed=seed,
         screen=screen,
+        reword=reword,
         output=output,
         work=work,
         shard_size_mb=shard_size_mb,

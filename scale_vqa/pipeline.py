@@ -5,7 +5,8 @@ Stages (:data:`STAGES`), each writing into the work folder::
     annotations  raw or canonical annotation JSONL -> annotations.jsonl (curation.evidence)
     split        annotations -> splits.json (path_id -> train/validation/test, by patient)
     extract      zoom paths at the annotations' centres -> zoom/zoom_paths.jsonl + crops
-    generate     annotations + splits -> questions.jsonl
+    generate     annotations + splits -> questions.jsonl (with 'reword:' in build.yaml,
+                 each set then reworded by that LLM, re-checked: reword_report.json)
     screen       text-only adversaries flag -> regenerate -> drop -> screened.jsonl
     audit        leakage audit of the screened (= built) questions -> audit.json
     build        rows (question + crops low -> high) -> Parquet shards + README card
@@ -37,7 +38,7 @@ from tqdm.auto import tqdm
 from curation.errors import ConfigError, InputError, ValidationError
 from curation.io import atomic_write_jsonl, atomic_write_text
 from curation.io import file_sha256 as file_digest  # SHA-256 of a file's bytes
-from scale_vqa.config import BuildConfig
+from scale_vqa.config import BuildConfig, LLMEndpoint
 from scale_vqa.outdir import pid_alive
 from scale_vqa.rebuild_card import card_info, empty_splits_note
 
@@ -538,6 +539,8 @@ class _Rebuild:
                 "paths with findings and negatives at several scales"
             )
         write_questions(self.questions, qs)
+        if self.cfg.reword is not None:
+            reword_file(self.cfg.reword, self.questions, self.cfg, self.quiet)
 
     def _generator(self, naive: bool | None = None) -> Any:
         from curation.annotations import read_annotations
@@ -729,6 +732,21 @@ class _Rebuild:
             c["splits"] = _read_json(self.build_report)["splits"]
 
 
+def reword_file(endpoint: LLMEndpoint, questions: Path, cfg: BuildConfig, quiet: bool) -> None:
+    """The optional ``reword:`` step of generation: each complementary set of
+    ``questions`` reworded in place by ``endpoint`` (:mod:`curation.reword`), the report to
+    ``reword_report.json`` in the work folder, the answers cached there."""
+    from curation.llm import LLMClient, LLMConfig
+    from curation.records import read_questions, write_questions
+    from curation.reword import reword_questions
+
+    client = LLMClient(LLMConfig.parse(endpoint.spec()), cache_dir=cfg.work / "cache")
+    dirs = [str(d) for d in cfg.organs_dir]
+    result = reword_questions(list(read_questions(questions)), client, dirs, progress=not quiet)
+    write_questions(questions, result.questions)
+    _write_json(cfg.work / "reword_report.json", result.report)
+
+
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     from curation.io import read_jsonl
 
@@ -881,11 +899,12 @@ def _run_stages(
             upstream=["annotations"],
         )
         gen_settings = {"generation": d["generation"], "seed": cfg.seed}
+        reword = {"reword": d["reword"]} if cfg.reword else {}  # fingerprints stay as they were
         stage(
             "generate",
             rb.stage_generate,
-            [rb.questions],
-            settings=gen_settings,
+            [rb.questions, *([rb.work / "reword_report.json"] if cfg.reword else [])],
+            settings=gen_settings | reword,
             files=vocab,
             upstream=["annotations", "split"],
         )
