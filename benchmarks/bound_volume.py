@@ -72,7 +72,9 @@ def packing_bound(gen: Generator, max_tuples: int, seed: int) -> dict:
         for c in find_candidates(p, fams, cfg.pmin, set(), cfg.max_length_spread):
             s1, s2 = c.slots
             prof = profile_of(
-                c.fam.premise, [[*a.claims, *b.claims] for a in s1.alts for b in s2.alts]
+                c.fam.premise,
+                [[*a.claims, *b.claims] for a in s1.alts for b in s2.alts],
+                p.organ.exclusive,
             )
             if math.prod(len(x) for x in c.cells) > max_tuples:
                 sampled[p.qtype] += 1
@@ -85,7 +87,7 @@ def packing_bound(gen: Generator, max_tuples: int, seed: int) -> dict:
                 col = len(col_type)
                 for i in t:
                     pid = p.anns[i].path_id
-                    keys = [(("kc", pid, f), 1) for f in prof.tested_facts]
+                    keys = [(("kc", pid, f), 1) for f in prof.couplings]
                     keys += [(("cap", p.qtype, pid), cfg.max_per_path)]
                     keys += [(("once", p.qtype, pid, c.key), 1)]
                     for key, limit in keys:

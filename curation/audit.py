@@ -3,8 +3,10 @@
 :func:`audit` runs a battery of text-only adversaries (learned ones cross-fitted by
 patient, else slide; or fitted on a separate ``train`` set) and reports accuracy per
 adversary x question type with Wilson 95% intervals against chance (1/k per question,
-averaged), the strongest adversary and its excess over chance, and group accuracy over
-complementary sets (``set_id``). The verdict is data, not an exception.
+averaged; widened by the design effect of complementary sets, whose rows a joint decoder
+gets right or wrong together: :func:`clustered_wilson`), the strongest adversary and its
+excess over chance, and group accuracy over complementary sets (``set_id``). The verdict
+is data, not an exception.
 """
 
 from __future__ import annotations
@@ -40,6 +42,28 @@ def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def clustered_wilson(
+    credits: np.ndarray, clusters: np.ndarray, z: float = Z95
+) -> tuple[float, float, float]:
+    """Wilson interval on ``n / deff`` effective rows, and the design effect ``deff``.
+
+    Rows of one complementary set (``clusters``: a cluster index per row) are not
+    independent: decoded as an assignment they are right or wrong together. ``deff`` is the
+    cluster-robust variance of the mean over the independent one (at least 1, so the
+    interval is never narrower than Wilson's on the rows).
+    """
+    n = len(credits)
+    if n == 0:
+        return (0.0, 1.0, 1.0)
+    resid = credits - credits.mean()
+    iid = float((resid**2).sum())
+    per_cluster = np.bincount(clusters, weights=resid)
+    deff = max(float((per_cluster**2).sum()) / iid, 1.0) if iid > 0 else 1.0
+    n_eff = n / deff
+    lo, hi = wilson(float(credits.mean()) * n_eff, n_eff, z)  # type: ignore[arg-type]
+    return lo, hi, deff
 
 
 def evaluate(
@@ -82,10 +106,16 @@ def evaluate(
 
 
 def _row(
-    name: str, qtype: str, credits: np.ndarray, chances: np.ndarray, learned: bool
+    name: str,
+    qtype: str,
+    credits: np.ndarray,
+    chances: np.ndarray,
+    learned: bool,
+    clusters: np.ndarray,
 ) -> dict[str, Any]:
     n = len(credits)
-    lo, hi = wilson(float(credits.sum()), n)
+    _, clusters = np.unique(clusters, return_inverse=True)
+    lo, hi, deff = clustered_wilson(credits, clusters)
     if n:  # guard against rounding at 0 and 1
         lo, hi = min(lo, float(credits.mean())), max(hi, float(credits.mean()))
     return {
@@ -95,6 +125,7 @@ def _row(
         "ci_low": lo,
         "ci_high": hi,
         "n": n,
+        "design_effect": deff,
         "chance": float(chances.mean()) if n else float("nan"),
         "learned": learned,
     }
@@ -126,13 +157,16 @@ def summarize(
         if q.set_id:
             sets[q.set_id].append(i)
     multi = {s: idx for s, idx in sets.items() if len(idx) >= 2}
+    cluster = np.arange(n)
+    for c, idx in enumerate(multi.values()):
+        cluster[idx] = n + c
     for name, sc in scores.items():
         cr = np.array([credit(s, k) for s, k in zip(sc, keys)])
         lrn = bool(learned.get(name, False))
-        table.append(_row(name, "all", cr, chances, lrn))
+        table.append(_row(name, "all", cr, chances, lrn, cluster))
         for t in types:
             m = by_type[t]
-            table.append(_row(name, t, cr[m], chances[m], lrn))
+            table.append(_row(name, t, cr[m], chances[m], lrn, cluster[m]))
         if multi:
             right = np.array([answered(s, k) for s, k in zip(sc, keys)])
             all_right = [bool(right[idx].all()) for idx in multi.values()]

@@ -12,8 +12,10 @@ generator as it forms sets (:mod:`curation.generation.budget`):
   scales: "X at low power" and "X at medium power" inform each other.
 - ``diagnosis_narrowing``: one patient's diagnosis questions offer one and the same list of
   diagnoses (else their lists, intersected, narrow the diagnosis down).
-- ``key_coupling``: no two questions of one zoom path test the same fact (a feature at one
-  scale; the diagnosis): knowing or deducing one key would fix or narrow the other.
+- ``key_coupling``: no two questions of one zoom path test the same feature (at any scale,
+  or its compartment; the diagnosis), nor the two features of an exclusive pair at one
+  scale: knowing or deducing one key would fix or narrow the other (a feature seen at low
+  power is likely seen at medium power; of an exclusive pair at most one is present).
 
 Everything is read from the provenance in ``Question.extra`` (``premise``, ``claims``), over
 claims of any shape: a claim is a list whose last element is its truth value; the *fact*
@@ -31,7 +33,7 @@ from typing import Any
 
 from curation.options import DX
 from curation.records import Question
-from curation.violations import Annotations, Organs, Violation
+from curation.violations import Annotations, Organs, Violation, organ_of
 
 Fact = tuple[Any, ...]
 
@@ -60,8 +62,9 @@ class Profile:
     given: frozenset[str]
     tested: frozenset[str]
     dx_options: frozenset[str] | None = None
-    tested_facts: frozenset[str] = frozenset()
-    """The tested facts themselves (feature and scale, ...), as ``fact_key`` strings."""
+    couplings: frozenset[str] = frozenset()
+    """What the key constrains, for ``key_coupling``: every tested feature, and
+    ``"excl:a|b@scale"`` for each exclusive pair with a feature tested at that scale."""
 
     def conflicts(self, other: Profile) -> set[str]:
         """Features one of the two gives and the other tests."""
@@ -69,13 +72,16 @@ class Profile:
 
 
 def profile_of(
-    premise: Iterable[Sequence[Any]], options: Sequence[Iterable[Sequence[Any]]]
+    premise: Iterable[Sequence[Any]],
+    options: Sequence[Iterable[Sequence[Any]]],
+    exclusive: Iterable[Sequence[str]] = (),
 ) -> Profile:
     """The profile of a question with ``premise`` claims and per-option claims.
 
     Given: the premise's facts and every fact each option claims with the same truth value.
     Tested: every other fact an option claims (its truth varies over the options, or some
     options do not claim it). Diagnosis options: the diagnoses the options name.
+    ``exclusive``: the organ's exclusive feature pairs (for :attr:`Profile.couplings`).
     """
     truths: dict[Fact, set[bool]] = defaultdict(set)
     count: dict[Fact, int] = defaultdict(int)
@@ -92,24 +98,37 @@ def profile_of(
     given |= constant
     tested = set(truths) - constant
     dx = {str(f[1]) for f in truths if feature_of(f) == DX and len(f) > 1}
+    tested_features = frozenset(feature_of(f) for f in tested)
+    couplings = set(tested_features)
+    for a, b in exclusive:
+        for f in tested:
+            if len(f) == 2 and feature_of(f) in (a, b):
+                couplings.add(f"excl:{'|'.join(sorted((a, b)))}@{f[1]}")
     return Profile(
         frozenset(feature_of(f) for f in given),
-        frozenset(feature_of(f) for f in tested),
+        tested_features,
         frozenset(dx) if dx else None,
-        frozenset(fact_key(f) for f in tested),
+        frozenset(couplings),
     )
 
 
-def question_profile(q: Question) -> Profile | None:
-    """The profile of ``q`` from its provenance; None without ``extra["claims"]``."""
+def question_profile(q: Question, organs: Organs = None) -> Profile | None:
+    """The profile of ``q`` from its provenance; None without ``extra["claims"]``.
+
+    The exclusive pairs come from ``q``'s organ (``organs``, else the bundled vocabulary).
+    """
     claims = q.extra.get("claims") if q.extra else None
     if not isinstance(claims, list) or len(claims) != len(q.options):
         return None
-    return profile_of(q.extra.get("premise", []) or [], claims)
+    organ = organ_of(q, organs) if q.organ else None
+    pairs = organ.exclusive if organ is not None else ()
+    return profile_of(q.extra.get("premise", []) or [], claims, pairs)
 
 
-def _profiles(questions: Sequence[Question]) -> list[tuple[Question, Profile]]:
-    return [(q, p) for q in questions if (p := question_profile(q)) is not None]
+def _profiles(
+    questions: Sequence[Question], organs: Organs = None
+) -> list[tuple[Question, Profile]]:
+    return [(q, p) for q in questions if (p := question_profile(q, organs)) is not None]
 
 
 SCOPES = ("path", "patient")
@@ -193,16 +212,17 @@ def check_diagnosis_narrowing(
 def check_key_coupling(
     questions: Sequence[Question], annotations: Annotations = None, organs: Organs = None
 ) -> list[Violation]:
-    """No two questions of one zoom path test an overlapping feature (one per later question)."""
+    """No two questions of one zoom path test one feature or an exclusive pair at one scale
+    (one violation per later question)."""
     by_path: dict[str, list[tuple[Question, Profile]]] = defaultdict(list)
-    for q, p in _profiles(questions):
+    for q, p in _profiles(questions, organs):
         if q.path_id:
             by_path[q.path_id].append((q, p))
     out = []
     for path, items in sorted(by_path.items()):
         for i, (q, p) in enumerate(items):
             for r, pr in items[:i]:
-                shared = p.tested_facts & pr.tested_facts
+                shared = p.couplings & pr.couplings
                 if shared:
                     out.append(
                         Violation(

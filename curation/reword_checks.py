@@ -121,8 +121,10 @@ class TermMatcher:
         """Terms named, negation cues per term, magnification and relation words.
 
         A negation cue belongs to the nearest term named before it in its clause (split at
-        ``; . ? !``), else to the nearest after it there, else to the nearest term named
-        anywhere in the text, else to the text (``"-"``).
+        ``; . ? !``), else to the nearest after it there, else to the magnification the
+        clause names after it, else before it ("absent at low power; seen at medium
+        power"), else to the nearest
+        term named anywhere in the text, else to the text (``"-"``).
         """
         negs: Counter[str] = Counter()
         every = self.mentions(text)
@@ -134,8 +136,20 @@ class TermMatcher:
                 after = [t for pos, t in ments if pos > cue.start()]
                 at = start + cue.start()
                 near = sorted(every, key=lambda m: (abs(m[0] - at), m[0] > at))
+                # the power a cue qualifies follows it ("not seen at high power")
+                scale = SCALE_WORDS.search(clause, cue.end()) or next(
+                    reversed(list(SCALE_WORDS.finditer(clause, 0, cue.start()))), None
+                )
                 negs[
-                    before[-1] if before else after[0] if after else near[0][1] if near else "-"
+                    before[-1]
+                    if before
+                    else after[0]
+                    if after
+                    else f"@{scale.group(1).lower()}"
+                    if scale
+                    else near[0][1]
+                    if near
+                    else "-"
                 ] += 1
             start += len(clause) + 1
         scales = Counter(m.group(1).lower() for m in SCALE_WORDS.finditer(text))

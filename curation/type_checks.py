@@ -16,25 +16,15 @@ when given, else in the registry (a question of an unknown organ is skipped).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from curation.errors import ScaleVQAError
 from curation.families.explanation import FORBIDDEN
 from curation.families.localization import RELATION_WORDS
 from curation.options import word_bag
-from curation.organs import Organ, get_organ
+from curation.organs import Organ
 from curation.records import Question
 from curation.text_quality import question_problems
-from curation.violations import Violation
-
-
-def _organ(q: Question, organs: Mapping[str, Organ] | None) -> Organ | None:
-    if organs and q.organ in organs:
-        return organs[q.organ]
-    try:
-        return get_organ(q.organ)
-    except ScaleVQAError:
-        return None
+from curation.violations import Violation, organ_of
 
 
 def diagnosis_names(organ: Organ) -> list[str]:
@@ -95,7 +85,7 @@ def check_corroboration_no_diagnosis(questions, annotations=None, organs=None) -
     for q in questions:
         if q.question_type != "corroboration":
             continue
-        organ = _organ(q, organs)
+        organ = organ_of(q, organs)
         if organ is not None:
             out += _violations("corroboration_no_diagnosis", q, corroboration_problems(q, organ))
     return out
@@ -116,7 +106,7 @@ def check_localization_compartments(questions, annotations=None, organs=None) ->
     for q in questions:
         if q.question_type != "localization":
             continue
-        organ = _organ(q, organs)
+        organ = organ_of(q, organs)
         if organ is not None:
             out += _violations("localization_compartments", q, localization_problems(q, organ))
     return out

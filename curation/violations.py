@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from curation.annotations import Annotation
-from curation.organs import Organ
+from curation.errors import ScaleVQAError
+from curation.organs import Organ, get_organ
 from curation.records import Question
 
 
@@ -25,3 +26,13 @@ class Violation:
 Annotations = Mapping[str, Annotation] | None
 Organs = Mapping[str, Organ] | None
 Checker = Callable[[Sequence[Question], Annotations, Organs], list[Violation]]
+
+
+def organ_of(q: Question, organs: Organs) -> Organ | None:
+    """``q``'s organ from ``organs``, else the bundled vocabulary; None when unknown."""
+    if organs and q.organ in organs:
+        return organs[q.organ]
+    try:
+        return get_organ(q.organ)
+    except ScaleVQAError:
+        return None

@@ -5,16 +5,35 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from curation.adversaries import make_adversaries
-from curation.audit import audit, format_table, wilson
+from curation.audit import audit, clustered_wilson, format_table, wilson
 from curation.records import write_questions
 from scale_vqa.cli import main
 from tests import mcq_factory as F
 from tests.conftest import REFERENCE_SAMPLE
 
 FAST = ["--no-embeddings"]
+
+
+def test_clustered_interval_widens_for_sets_decoded_together():
+    rng = np.random.default_rng(0)
+    n_sets = 50
+    clusters = np.repeat(np.arange(n_sets), 4)
+    # a joint decoder: each set entirely right (1 in 4) or entirely wrong
+    together = np.repeat((rng.random(n_sets) < 0.25).astype(float), 4)
+    lo, hi, deff = clustered_wilson(together, clusters)
+    assert deff == pytest.approx(4.0)
+    assert (lo, hi) == pytest.approx(wilson(together.mean() * 50, 50))
+    # a row-level rule right once per set has no between-set variance: never narrower
+    # than Wilson on the rows
+    once = np.tile([1.0, 0.0, 0.0, 0.0], n_sets)
+    assert clustered_wilson(once, clusters)[:2] == pytest.approx(wilson(50, 200))
+    # independent rows: the design effect stays near 1
+    iid = (rng.random(4000) < 0.25).astype(float)
+    assert clustered_wilson(iid, np.repeat(np.arange(1000), 4))[2] < 1.3
 
 
 def test_wilson_interval_known_values():

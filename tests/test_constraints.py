@@ -277,7 +277,7 @@ def test_diagnosis_narrowing_plants_two_lists_on_one_patient():
     assert check_all(other_patients, only=["diagnosis_narrowing"]) == []
 
 
-def test_key_coupling_plants_two_questions_testing_one_fact_on_a_path():
+def test_key_coupling_plants_two_questions_testing_one_feature_on_a_path():
     # the example: correspondence low->mid and localization on the same features
     corr = _claimed(
         "p1",
@@ -299,7 +299,7 @@ def test_key_coupling_plants_two_questions_testing_one_fact_on_a_path():
         qid="loc",
     )
     v = check_all([corr, loc], only=["key_coupling"])
-    assert len(v) == 1 and v[0].question_id == loc.id and "f1@mid" in v[0].message
+    assert len(v) == 1 and v[0].question_id == loc.id and "'f1'" in v[0].message
     # other path: fine; claims of another shape (a compartment before the truth) work too
     loc.path_id = "p2"
     assert check_all([corr, loc], only=["key_coupling"]) == []
@@ -313,3 +313,23 @@ def test_key_coupling_plants_two_questions_testing_one_fact_on_a_path():
     ]
     wide[1].question = "Another?"
     assert len(check_all(wide, only=["key_coupling"])) == 1
+
+
+def test_key_coupling_counts_one_feature_at_two_powers_and_exclusive_pairs():
+    # f1 tested at medium power by one question and at high power by another: a feature
+    # seen at one power is likely seen at the next, so the keys inform each other
+    q1 = _claimed("p1", [], _square_claims(("f1", "mid"), ("f2", "mid")))
+    q2 = _claimed("p1", [], _square_claims(("f1", "high"), ("f3", "high")), qid="b")
+    v = check_all([q1, q2], only=["key_coupling"])
+    assert len(v) == 1 and "'f1'" in v[0].message
+    # skin: surface ulceration and hyperkeratosis never share a field (an exclusive pair),
+    # so testing each at low power on one path couples the keys; at two powers it does not
+    a = _claimed("p2", [], _square_claims(("surface_ulceration", "low"), ("horn_cysts", "low")))
+    b = _claimed(
+        "p2", [], _square_claims(("hyperkeratosis", "low"), ("solar_elastosis", "low")), qid="b"
+    )
+    a.organ = b.organ = "skin"
+    v = check_all([a, b], only=["key_coupling"])
+    assert len(v) == 1 and "excl:hyperkeratosis|surface_ulceration@low" in v[0].message
+    b.extra["claims"] = _square_claims(("hyperkeratosis", "mid"), ("solar_elastosis", "mid"))
+    assert check_all([a, b], only=["key_coupling"]) == []

@@ -8,8 +8,8 @@ A candidate path is skipped for a set whose question would break a rule there:
   patient's paths, the set's other members included);
 - ``diagnosis_narrowing``: the question offers a list of diagnoses other than the one the
   patient's diagnosis questions already offer;
-- ``key_coupling``: the question tests a fact (feature at a scale) another question of the
-  path tests.
+- ``key_coupling``: the question tests a feature (at any scale) another question of the
+  path tests, or one of an exclusive pair at a scale where the other is tested.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class BudgetLedger:
 
         ``pending``: the set's members already picked (the same question on their paths).
         """
-        if _any_in(profile.tested_facts, self.path_tested[a.path_id]):
+        if _any_in(profile.couplings, self.path_tested[a.path_id]):
             return "key_coupling"
         for f in profile.given:
             if self.tested[self._unit(a, f)].get(f, 0) > 0:
@@ -106,7 +106,7 @@ class BudgetLedger:
                 if counts[f] <= 0:
                     del counts[f]
         counts = self.path_tested[a.path_id]
-        for f in profile.tested_facts:
+        for f in profile.couplings:
             counts[f] += step
             if counts[f] <= 0:
                 del counts[f]

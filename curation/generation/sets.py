@@ -154,13 +154,14 @@ class SetFormer:
         self.enforce_budget = budget
         self._profiles: dict[str, Profile] = {}
 
-    def profile(self, c: Candidate) -> Profile:
+    def profile(self, c: Candidate, pool: Pool) -> Profile:
         """What a question over ``c``'s slot pair gives and tests (same on every path)."""
-        if c.key not in self._profiles:
+        key = f"{pool.organ.name}/{c.key}"
+        if key not in self._profiles:
             s1, s2 = c.slots
             claims = [[*a.claims, *b.claims] for a in s1.alts for b in s2.alts]
-            self._profiles[c.key] = profile_of(c.fam.premise, claims)
-        return self._profiles[c.key]
+            self._profiles[key] = profile_of(c.fam.premise, claims, pool.organ.exclusive)
+        return self._profiles[key]
 
     def form_sets(
         self,
@@ -205,7 +206,7 @@ class SetFormer:
         tids = tids or template_ids(pool.qtype)
         for _ in range(self.per_pair):
             for c in cands:
-                profile = self.profile(c) if self.enforce_budget else None
+                profile = self.profile(c, pool) if self.enforce_budget else None
                 picks: list[Annotation] = []
                 for cell in c.cells:
                     best: Annotation | None = None
@@ -278,5 +279,5 @@ class SetFormer:
         self.ledger.used_pairs[pool.key].add(c.key)
         self.ledger.sets[set_id] = SetInfo(pool.qtype, pool.key, c.key, template, paths)
         if self.enforce_budget:
-            self.ledger.budget.add(set_id, self.profile(c), picks)
+            self.ledger.budget.add(set_id, self.profile(c, pool), picks)
         return out
