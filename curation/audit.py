@@ -26,6 +26,7 @@ from curation.adversaries import (
     cross_fit_scores,
     default_battery,
 )
+from curation.audit_null import permutation_null
 from curation.errors import ConfigError
 from curation.joint_decoding import JointDecoder, assignment_chance, decode_sets
 from curation.records import QUESTION_TYPES, Question
@@ -280,6 +281,7 @@ def audit(
     include_embeddings: bool = True,
     progress: bool = False,
     dataset_level: bool | None = None,
+    null: int = 0,
 ) -> dict[str, Any]:
     """Audit ``questions`` against text-only adversaries.
 
@@ -291,7 +293,10 @@ def audit(
     ``dataset_level`` (default: when ``adversaries`` is None) adds the dataset-level
     adversaries that the columns allow (:func:`curation.dataset_adversaries.dataset_battery`;
     ids, row order, the other questions of a path and patient, joint decoding of sets),
-    with a note for each one a missing column rules out.
+    with a note for each one a missing column rules out. ``null``: refit the learned
+    adversaries that many times on within-set permuted keys
+    (:func:`curation.audit_null.permutation_null`); each learned row of the table then
+    carries ``null_p95`` and ``null_p``, and ``report["null"]`` the whole null.
     """
     _check_questions(questions, "audit")
     if not questions:
@@ -327,6 +332,24 @@ def audit(
         if rule is not None:
             report["notes"].append(f"{a.name}: the ids are {rule.describe()}")
     report["notes"].extend(dataset_notes)
+    if null > 0:
+        observed = {(r["adversary"], r["question_type"]): r["accuracy"] for r in report["table"]}
+        report["null"] = permutation_null(
+            questions,
+            adversaries,
+            observed,
+            null,
+            train=train,
+            seed=seed,
+            n_folds=n_folds,
+            progress=progress,
+            evaluate=evaluate,
+        )
+        by_cell = {(c["adversary"], c["question_type"]): c for c in report["null"]["cells"]}
+        for r in report["table"]:
+            c = by_cell.get((r["adversary"], r["question_type"]))
+            if c is not None:
+                r["null_p95"], r["null_p"] = c["null_p95"], c["p"]
     return report
 
 
@@ -381,6 +404,23 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(
             f"{name}: {stats.get('unparseable', 0)} unparseable answer(s) of "
             f"{stats.get('answers', 0)}, counted wrong"
+        )
+    nul = report.get("null")
+    if nul:
+        above = [c for c in nul["cells"] if c["observed"] > c["null_p95"] + 1e-9]
+        lines.append(
+            f"permutation null ({nul['k']} refits on keys permuted within sets, "
+            f"{nul['mode']}): "
+            + (
+                "cells above its 95th percentile: "
+                + ", ".join(
+                    f"{c['adversary']} on {c['question_type']} {c['observed']:.1%} "
+                    f"(null 95th percentile {c['null_p95']:.1%}, p {c['p']:.2f})"
+                    for c in above
+                )
+                if above
+                else "no learned cell is above its 95th percentile"
+            )
         )
     lines.extend(f"note: {n}" for n in report.get("notes", []))
     return "\n".join(lines)

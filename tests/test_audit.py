@@ -202,3 +202,49 @@ def test_help_texts_have_no_doubled_percent(capsys):
     with pytest.raises(SystemExit):
         main(["audit", "--help"])
     assert "Wilson 95% intervals" in " ".join(capsys.readouterr().out.split())
+
+
+def test_permutation_null_calibrates_learned_cells():
+    import random
+
+    from curation.audit_null import permute_keys
+    from curation.generate import Generator
+    from curation.simulate import simulate
+
+    anns = simulate(300, ["skin", "colon"], seed=4)
+    square = Generator(anns, seed=0).generate()
+    perm = permute_keys(square, random.Random(1))
+    assert perm == permute_keys(square, random.Random(1))  # seeded
+    assert [q.id for q in perm] == [q.id for q in square]
+    by_set: dict[str, list[str]] = {}
+    for q in perm:
+        by_set.setdefault(q.set_id, []).append(q.answer)
+    assert all(sorted(v) == list("ABCD") for v in by_set.values())  # one key per option
+    assert sum(a.answer != b.answer for a, b in zip(square, perm)) > len(square) / 2
+
+    from curation.adversaries import BagOfWordsOptions
+
+    naive = Generator(anns, seed=0, naive=True).generate()
+    leak = audit(naive, [BagOfWordsOptions()], null=3, dataset_level=False)
+    cell = next(c for c in leak["null"]["cells"] if c["question_type"] == "all")
+    assert cell["observed"] > 0.8 and cell["null_p95"] < 0.5 and cell["p"] == 0.25
+    assert "cells above it" in format_table(leak)
+    row = next(r for r in leak["table"] if r["question_type"] == "all")
+    assert row["null_p"] == 0.25
+    clean = audit(square, [BagOfWordsOptions()], null=3, dataset_level=False)
+    cell = next(c for c in clean["null"]["cells"] if c["question_type"] == "all")
+    assert cell["observed"] == pytest.approx(0.25) and cell["null_mean"] == pytest.approx(0.25)
+    assert "no learned cell is above it" in format_table(clean)
+
+
+def test_cli_null_must_not_be_negative(tmp_path, capsys):
+    from curation.generate import Generator
+    from curation.records import write_questions
+    from curation.simulate import simulate
+    from scale_vqa.cli import main
+
+    path = tmp_path / "q.jsonl"
+    write_questions(path, Generator(simulate(120, ["skin"], seed=1), seed=0).generate())
+    assert main(["audit", str(path), "--null", "-1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --null -1") and "\n" not in err

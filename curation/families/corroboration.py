@@ -47,6 +47,14 @@ _TEMPLATES = {
 }
 
 
+_WORDS = (
+    ("corro1", "found, supporting it", "missing", ", contradicting it"),
+    ("corro2", "seen, in agreement", "not seen", ", a mismatch"),
+)
+"""Per slot position: key prefix, present words, absent words and the absence's verdict
+(the two positions use disjoint words)."""
+
+
 class Corroboration(QuestionType):
     """Type B."""
 
@@ -78,26 +86,19 @@ class Corroboration(QuestionType):
                 ]
                 if len(cands) < 2:
                     continue
-                s1 = [
-                    presence_slot(
-                        f"corro1:{f.id}:{sb}",
-                        f,
-                        sb,
-                        is_there(f.phrase, "found, supporting it"),
-                        not_there(f.phrase, "missing") + ", contradicting it",
-                    )
-                    for f in cands
-                ]
-                s2 = [
-                    presence_slot(
-                        f"corro2:{f.id}:{sb}",
-                        f,
-                        sb,
-                        is_there(f.phrase, "seen, in agreement"),
-                        not_there(f.phrase, "not seen") + ", a mismatch",
-                    )
-                    for f in cands
-                ]
+                s1, s2 = (
+                    [
+                        presence_slot(
+                            f"{tag}:{f.id}:{sb}",
+                            f,
+                            sb,
+                            is_there(f.phrase, seen),
+                            not_there(f.phrase, unseen) + verdict,
+                        )
+                        for f in cands
+                    ]
+                    for tag, seen, unseen, verdict in _WORDS
+                )
                 # the family key keeps its old form for the high-power view
                 key = f"corro:{p0.id}:{sa}" + ("" if sb == "high" else f":{sb}")
                 ctx = {"SA": SCALE_WORD[sa], "SB": SCALE_WORD[sb], "P0": p0.phrase}

@@ -99,6 +99,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="skip the dataset-level adversaries (ids, row order, the other questions of "
         "a zoom path and patient, joint decoding of sets) that run by default",
     )
+    p.add_argument(
+        "--null",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also refit every learned adversary K times on keys permuted within each "
+        "complementary set: each learned cell gets its null 95th percentile and a "
+        "permutation p-value (a calibrated bar for 'above chance'; K times the learned "
+        "adversaries' run time; 0 = off)",
+    )
     add_adversary_arguments(p)
     p.set_defaults(func=run)
 
@@ -236,8 +246,11 @@ def build_battery(args: argparse.Namespace, base: Path | None = None) -> list[An
 def run(args: argparse.Namespace) -> int:
     """Load, audit, print the table; write JSON and plot when asked."""
     from curation.audit import audit, format_table
+    from curation.errors import ConfigError
     from curation.records import describe_left_out
 
+    if args.null < 0:
+        raise ConfigError(f"--null {args.null}: give a number of refits >= 0 (0 = off)")
     left = LeftOut()
     questions = load_questions(args.path, args.split, strict=args.strict, left=left)
     train_left = LeftOut()
@@ -252,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=True,
         dataset_level=dataset_level,
+        null=args.null,
     )
     report["source"] = str(args.path)
     report["left_out"] = left.report()
