@@ -13,10 +13,12 @@ Stages (:data:`STAGES`), each writing into the work folder::
                  (with 'review:' in build.yaml, the expert review is applied first:
                  scale_vqa.review.apply)
 
-A small runner (:class:`StageRunner`) fingerprints each stage (settings, input contents,
-upstream outputs) and records ``work/stages/<name>.json`` after success; a rerun skips
-stages whose fingerprint and outputs are unchanged, so a killed build resumes where it
-stopped. Every output is written atomically; the same config and seed give
+The stage functions live in :mod:`scale_vqa.stages` (inputs, extraction, questions,
+publish), each over one :class:`~scale_vqa.stages.context.RebuildContext`; this module
+runs them. A small runner (:class:`StageRunner`) fingerprints each stage (settings,
+input contents, upstream outputs) and records ``work/stages/<name>.json`` after success;
+a rerun skips stages whose fingerprint and outputs are unchanged, so a killed build
+resumes where it stopped. Every output is written atomically; the same config and seed give
 byte-identical shards.
 """
 
