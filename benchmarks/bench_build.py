@@ -202,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from scale_vqa.config import load_config
     from scale_vqa.extract import ExtractConfig, extract_slides
-    from scale_vqa.pipeline import _Rebuild, run_pipeline
+    from scale_vqa.pipeline import run_pipeline
+    from scale_vqa.stages.context import RebuildContext
+    from scale_vqa.stages.publish import rows_by_split
 
     folder = args.dir or Path(tempfile.mkdtemp(prefix="bench-build-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -241,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         extract_slides([], png, excfg, annotations=work / "extract_jobs.jsonl", progress=False)
         t_png = time.perf_counter() - t0
-        rb = _Rebuild(cfg, quiet=True)
-        rb.zoom = png
+        ctx = RebuildContext(cfg, quiet=True)
+        ctx.zoom = png
         t0 = time.perf_counter()
-        legacy_write(folder / "png-dataset", rb.rows_by_split(), (out / "README.md").read_text())
+        legacy_write(folder / "png-dataset", rows_by_split(ctx), (out / "README.md").read_text())
         t_write = time.perf_counter() - t0
         report["old"] = measure_load(folder / "png-dataset")
         report["old"]["extract_s"] = round(t_png, 1)

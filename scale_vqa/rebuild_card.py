@@ -1,14 +1,17 @@
 """The dataset card's content for a rebuild: metadata, audit, curation settings, notes.
 
-Functions over the rebuild's state (:class:`scale_vqa.pipeline._Rebuild`: its config, work
-files and counts), kept apart from the stages that produce them.
+Functions over the rebuild's state (:class:`scale_vqa.stages.context.RebuildContext`: its
+config, work files and counts), kept apart from the stages that produce them.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scale_vqa.stages.context import RebuildContext
 
 HIDDEN_TEST_SECTION = (
     "This is a **hidden-test build**: in the `test` split, `answer` and `rationale` are "
@@ -20,7 +23,7 @@ HIDDEN_TEST_SECTION = (
 )
 
 
-def card_info(rb: Any) -> Any:
+def card_info(rb: RebuildContext) -> Any:
     """The dataset card's content: metadata, audit, curation settings."""
     from scale_vqa.card import CardInfo
 
@@ -87,7 +90,7 @@ def card_info(rb: Any) -> Any:
     return CardInfo(**kw)
 
 
-def empty_splits_note(rb: Any, splits: dict[str, int]) -> str | None:
+def empty_splits_note(rb: RebuildContext, splits: dict[str, int]) -> str | None:
     """Why a split the ratios ask for got no rows, and what to change; None if none."""
     from curation.annotations import read_annotations
 
