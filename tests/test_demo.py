@@ -62,15 +62,15 @@ def test_demo_prints_the_load_line_and_loads(demo):
             slides.add(row["slide_id"])
             patients.add(row["patient_id"])
         groups[split] = (slides, patients)
-    # every split holds whole complementary sets of the one type the demo's honest
+    # every split holds whole complementary sets of the two types the demo's honest
     # annotations allow (README: no diagnosis; every placed finding lies in the epidermis
-    # but the dermal infiltrate; no two findings alternate across paths as B and D need)
+    # but the dermal infiltrate; no two findings alternate across paths as C and D need)
     for split, d in ds.items():
         sets: dict[str, list[tuple[str, str]]] = {}
         for sid, qtype, ans in zip(d["set_id"], d["question_type"], d["answer"], strict=True):
             sets.setdefault(sid, []).append((qtype, ans))
         types = {members[0][0] for members in sets.values()}
-        assert types == {"correspondence"}, (split, types)
+        assert types == {"correspondence", "corroboration"}, (split, types)
         for sid, members in sets.items():
             assert len(members) == 4 and len({t for t, _ in members}) == 1, (split, sid)
             assert sorted(a for _, a in members) == list("ABCD"), (split, sid)

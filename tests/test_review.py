@@ -221,8 +221,8 @@ def test_server_token_required_off_loopback(demo, tmp_path, capsys):
 def test_two_reviewers_saving_on_the_same_items_at_once_keep_every_record(demo, tmp_path):
     """Two server processes over one database, two reviewers, every item at the same time."""
     _, work = demo
-    qfile = tmp_path / "questions.jsonl"  # 30 questions: the servers start faster
-    qfile.write_text("\n".join((work / "screened.jsonl").read_text().splitlines()[:30]) + "\n")
+    qfile = tmp_path / "questions.jsonl"  # 20 questions: the servers start faster
+    qfile.write_text("\n".join((work / "screened.jsonl").read_text().splitlines()[:20]) + "\n")
     db = tmp_path / "r.sqlite"
     store = ReviewStore(db)
     tokens = {n: store.add_reviewer(n) for n in ("ann", "bob")}
@@ -231,7 +231,7 @@ def test_two_reviewers_saving_on_the_same_items_at_once_keep_every_record(demo, 
     try:
         _, queue = call(servers[0].url, "/api/queue?name=all", tokens["ann"])
         ids = [r["id"] for r in queue["items"]]
-        assert len(ids) == 30
+        assert len(ids) == 20
         barrier = threading.Barrier(2)
         errors: list[str] = []
 
