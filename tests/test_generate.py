@@ -213,7 +213,9 @@ def test_question_split_shares_track_path_shares(ratios):
     assert summarize(check_all(qs, anns, gen.organs)) == {}
     assert gen.stats["sets_dropped_to_rebalance"] > 0
     # the old recipe (every stratum dealt to every split, nothing dropped) skews to train
-    old = GeneratorConfig(split_min_chunk=0, split_tolerance=None, max_type_share=None)
+    old = GeneratorConfig(
+        split_min_chunk=0, split_tolerance=None, max_type_share=None, min_type_share=None
+    )
     gen_old = Generator(anns, seed=0, ratios=ratios, config=old)
     qs_old = gen_old.generate()
     share_old = sum(q.split == "train" for q in qs_old) / len(qs_old)

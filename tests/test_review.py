@@ -260,10 +260,10 @@ def test_two_reviewers_saving_on_the_same_items_at_once_keep_every_record(demo, 
     check = ReviewStore(db)
     answers = check.answers()
     decisions = check.decisions()
-    assert len(answers) == 60 and len(decisions) == 60
+    assert len(answers) == 2 * len(ids) and len(decisions) == 2 * len(ids)
     for i in ids:
         assert {d["reviewer"] for d in decisions if d["item_id"] == i} == {"ann", "bob"}
-    assert len({d["seq"] for d in decisions}) == 60
+    assert len({d["seq"] for d in decisions}) == 2 * len(ids)
 
 
 def _rated_store(tmp_path: Path, demo_out: Path, ratings: dict[str, list[str]]) -> ReviewStore:
