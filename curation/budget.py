@@ -27,13 +27,14 @@ without provenance is skipped.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from curation.options import DX
+from curation.organs import Organ
 from curation.records import Question
-from curation.violations import Annotations, Organs, Violation, organ_of
+from curation.violations import Annotations, Organs, Violation, organ_resolver
 
 Fact = tuple[Any, ...]
 
@@ -112,15 +113,20 @@ def profile_of(
     )
 
 
-def question_profile(q: Question, organs: Organs = None) -> Profile | None:
+def question_profile(
+    q: Question,
+    organs: Organs = None,
+    resolve: Callable[[Question], Organ | None] | None = None,
+) -> Profile | None:
     """The profile of ``q`` from its provenance; None without ``extra["claims"]``.
 
-    The exclusive pairs come from ``q``'s organ (``organs``, else the bundled vocabulary).
+    The exclusive pairs come from ``q``'s organ (``organs``, else the bundled vocabulary;
+    ``resolve``: a :func:`curation.violations.organ_resolver` shared over many questions).
     """
     claims = q.extra.get("claims") if q.extra else None
     if not isinstance(claims, list) or len(claims) != len(q.options):
         return None
-    organ = organ_of(q, organs) if q.organ else None
+    organ = (resolve or organ_resolver(organs))(q) if q.organ else None
     pairs = organ.exclusive if organ is not None else ()
     return profile_of(q.extra.get("premise", []) or [], claims, pairs)
 
@@ -128,7 +134,8 @@ def question_profile(q: Question, organs: Organs = None) -> Profile | None:
 def _profiles(
     questions: Sequence[Question], organs: Organs = None
 ) -> list[tuple[Question, Profile]]:
-    return [(q, p) for q in questions if (p := question_profile(q, organs)) is not None]
+    resolve = organ_resolver(organs)
+    return [(q, p) for q in questions if (p := question_profile(q, organs, resolve)) is not None]
 
 
 SCOPES = ("path", "patient")

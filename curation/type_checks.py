@@ -24,7 +24,7 @@ from curation.options import word_bag
 from curation.organs import Organ
 from curation.records import Question
 from curation.text_quality import question_problems
-from curation.violations import Violation, organ_of
+from curation.violations import Violation, organ_resolver
 
 
 def diagnosis_names(organ: Organ) -> list[str]:
@@ -82,10 +82,11 @@ def _violations(name: str, q: Question, msgs: Sequence[str]) -> list[Violation]:
 def check_corroboration_no_diagnosis(questions, annotations=None, organs=None) -> list:
     """No type B stem or option names a diagnosis."""
     out = []
+    resolve = organ_resolver(organs)
     for q in questions:
         if q.question_type != "corroboration":
             continue
-        organ = organ_of(q, organs)
+        organ = resolve(q)
         if organ is not None:
             out += _violations("corroboration_no_diagnosis", q, corroboration_problems(q, organ))
     return out
@@ -103,10 +104,11 @@ def check_explanation_wording(questions, annotations=None, organs=None) -> list:
 def check_localization_compartments(questions, annotations=None, organs=None) -> list:
     """Type C options differ only by compartment or spatial relationship."""
     out = []
+    resolve = organ_resolver(organs)
     for q in questions:
         if q.question_type != "localization":
             continue
-        organ = organ_of(q, organs)
+        organ = resolve(q)
         if organ is not None:
             out += _violations("localization_compartments", q, localization_problems(q, organ))
     return out

@@ -36,3 +36,16 @@ def organ_of(q: Question, organs: Organs) -> Organ | None:
         return get_organ(q.organ)
     except ScaleVQAError:
         return None
+
+
+def organ_resolver(organs: Organs) -> Callable[[Question], Organ | None]:
+    """:func:`organ_of` looking each organ name up once (a checker's loop over questions
+    would otherwise rescan the vocabulary folders per question)."""
+    seen: dict[str, Organ | None] = {}
+
+    def resolve(q: Question) -> Organ | None:
+        if q.organ not in seen:
+            seen[q.organ] = organ_of(q, organs)
+        return seen[q.organ]
+
+    return resolve
