@@ -175,8 +175,9 @@ class QuestionType:
         raise NotImplementedError
 
     def render(self, fam: Family, alts: list[str]) -> str:
-        """Option text from the alternatives' words (2 for a square, 3 for one-swap)."""
-        raise NotImplementedError
+        """Option text from the alternatives' words (2 for a square, 3 for one-swap); by
+        default the alternatives as clauses joined by semicolons."""
+        return cap("; ".join(alts))
 
     def context(self, fam: Family, slots: Sequence[Slot], organ: Organ) -> dict[str, str]:
         """The fields a template may use: the family's, ``ORGAN``, ``F1`` and ``F2``."""

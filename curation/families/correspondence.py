@@ -231,7 +231,7 @@ class Correspondence(QuestionType):
 
     def render(self, fam: Family, alts: list[str]) -> str:
         if fam.wording in ("match", "single"):
-            return cap("; ".join(alts))
+            return super().render(fam, alts)
         return f"At {fam.ctx['SB']} power, {join_list(alts)}"
 
     def rationale(self, ann, organ, fam, slots, key):

@@ -98,9 +98,6 @@ class Explanation(QuestionType):
             )
         return fams
 
-    def render(self, fam: Family, alts: list[str]) -> str:
-        return cap("; ".join(alts))
-
     def rationale(self, ann, organ, fam, slots, key):
         parts = []
         for s in slots:

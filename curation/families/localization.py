@@ -133,9 +133,6 @@ class Localization(QuestionType):
         fams.append(Family("locc", (), {}, s_in, list(s_in), same=True))
         return fams
 
-    def render(self, fam: Family, alts: list[str]) -> str:
-        return cap("; ".join(alts))
-
     def rationale(self, ann, organ, fam, slots, key):
         parts = []
         for s in slots:
