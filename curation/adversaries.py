@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from curation.adversary_base import (
     Adversary,
+    HashedOptionModel,
     LinearOptionModel,
     _check_questions,
     _owner,
@@ -197,7 +198,7 @@ class PositionPrior(Adversary):
         ]
 
 
-class BagOfWordsOptions(LinearOptionModel):
+class BagOfWordsOptions(HashedOptionModel):
     """Logistic regression on hashed n-grams of the option alone, plus relational features
     (its n-grams minus the mean of the other options', and :func:`relational_features`)."""
 
@@ -208,10 +209,7 @@ class BagOfWordsOptions(LinearOptionModel):
         max_iter: int = 300,
         name: str = "bow-options",
     ) -> None:
-        super().__init__(C=C, max_iter=max_iter, name=name)
-        if not (isinstance(n_features, int) and n_features >= 16):
-            raise ConfigError(f"{name}: n_features={n_features!r}; use an integer >= 16")
-        self.n_features = n_features
+        super().__init__(n_features, C=C, max_iter=max_iter, name=name)
 
     def features(self, questions: Sequence[Question]) -> Any:
         owner = _owner(questions)

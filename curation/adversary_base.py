@@ -157,6 +157,18 @@ class LinearOptionModel(Adversary):
         return _split(flat, questions)
 
 
+class HashedOptionModel(LinearOptionModel):
+    """A :class:`LinearOptionModel` over ``n_features`` hashed features."""
+
+    def __init__(
+        self, n_features: int, C: float = 1.0, max_iter: int = 300, name: str = "hashed"
+    ) -> None:
+        super().__init__(C=C, max_iter=max_iter, name=name)
+        if not (isinstance(n_features, int) and n_features >= 16):
+            raise ConfigError(f"{name}: n_features={n_features!r}; use an integer >= 16")
+        self.n_features = n_features
+
+
 def _as_rows(x: Any) -> Any:
     return x.tocsr() if sp.issparse(x) else np.asarray(x)
 

@@ -31,7 +31,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from curation.adversary_base import Adversary, LinearOptionModel, _check_questions
+from curation.adversary_base import (
+    Adversary,
+    HashedOptionModel,
+    _check_questions,
+)
 from curation.errors import ConfigError
 from curation.option_features import _CLAUSE, tokens
 from curation.published import PUBLISHED_FIELDS, PublicRow, public_rows, ranks_in
@@ -250,7 +254,7 @@ def _hashed(docs: list[list[str]], n_features: int) -> Any:
     return vec.transform(docs)
 
 
-class MetadataClassifier(LinearOptionModel):
+class MetadataClassifier(HashedOptionModel):
     """``meta-lr``: logistic regression on :func:`metadata_tokens` (hashed)."""
 
     reads_dataset = True
@@ -258,10 +262,7 @@ class MetadataClassifier(LinearOptionModel):
     def __init__(
         self, n_features: int = 2**18, C: float = 1.0, max_iter: int = 300, name: str = "meta-lr"
     ) -> None:
-        super().__init__(C=C, max_iter=max_iter, name=name)
-        if not (isinstance(n_features, int) and n_features >= 16):
-            raise ConfigError(f"{name}: n_features={n_features!r}; use an integer >= 16")
-        self.n_features = n_features
+        super().__init__(n_features, C=C, max_iter=max_iter, name=name)
 
     def features(self, questions: Sequence[Question]) -> Any:
         return sp.csr_matrix(_hashed(metadata_tokens(public_rows(questions)), self.n_features))
