@@ -12,7 +12,6 @@ is data, not an exception.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -29,7 +28,7 @@ from curation.adversaries import (
 from curation.audit_null import permutation_null
 from curation.errors import ConfigError
 from curation.joint_decoding import JointDecoder, assignment_chance, decode_sets
-from curation.records import QUESTION_TYPES, Question
+from curation.records import QUESTION_TYPES, Question, set_rows
 
 Z95 = 1.959963984540054
 
@@ -153,11 +152,7 @@ def summarize(
     by_type = {t: np.array([q.question_type == t for q in questions]) for t in types}
     table: list[dict[str, Any]] = []
     group: list[dict[str, Any]] = []
-    sets: dict[str, list[int]] = defaultdict(list)
-    for i, q in enumerate(questions):
-        if q.set_id:
-            sets[q.set_id].append(i)
-    multi = {s: idx for s, idx in sets.items() if len(idx) >= 2}
+    multi = {s: idx for s, idx in set_rows(questions).items() if len(idx) >= 2}
     cluster = np.arange(n)
     for c, idx in enumerate(multi.values()):
         cluster[idx] = n + c

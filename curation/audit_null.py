@@ -29,16 +29,13 @@ from typing import Any
 import numpy as np
 
 from curation.adversary_base import Adversary, credit
-from curation.records import LETTERS, QUESTION_TYPES, Question
+from curation.records import LETTERS, QUESTION_TYPES, Question, set_rows
 
 
 def permute_keys(questions: Sequence[Question], rng: random.Random) -> list[Question]:
     """Copies of ``questions`` whose keys are shuffled within each complementary set (a row
     outside a set gets a random letter of its options)."""
-    by_set: dict[str, list[int]] = defaultdict(list)
-    for i, q in enumerate(questions):
-        if q.set_id:
-            by_set[q.set_id].append(i)
+    by_set = set_rows(questions)
     answers = [q.answer for q in questions]
     for idx in by_set.values():
         if len(idx) < 2:

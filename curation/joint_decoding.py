@@ -15,7 +15,6 @@ same way (folds keep sets whole).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from math import perm
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from curation.adversary_base import Adversary, _check_questions
 from curation.errors import ConfigError
-from curation.records import Question
+from curation.records import Question, set_rows
 
 
 def _probabilities(scores: np.ndarray) -> np.ndarray:
@@ -39,10 +38,7 @@ def _probabilities(scores: np.ndarray) -> np.ndarray:
 def set_members(questions: Sequence[Question]) -> dict[str, list[int]]:
     """Row indices per ``set_id`` with at least two rows that share one option list
     (as a set of texts) and no more rows than options."""
-    sets: dict[str, list[int]] = defaultdict(list)
-    for i, q in enumerate(questions):
-        if q.set_id:
-            sets[q.set_id].append(i)
+    sets = set_rows(questions)
     out = {}
     for sid, idx in sets.items():
         first = set(questions[idx[0]].options)

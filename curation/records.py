@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,15 @@ class Question:
         q = cls(**kwargs, extra=extra)
         validate_question(q, where)
         return q
+
+
+def set_rows(questions: Sequence[Question]) -> dict[str, list[int]]:
+    """Row indices per non-empty ``set_id`` (complementary set), each list in row order."""
+    out: dict[str, list[int]] = {}
+    for i, q in enumerate(questions):
+        if q.set_id:
+            out.setdefault(q.set_id, []).append(i)
+    return out
 
 
 def seeded_order(questions: Iterable[Question], seed: int = 0) -> list[Question]:

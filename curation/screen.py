@@ -39,7 +39,7 @@ from curation.adversary_base import Adversary, _check_questions, answered, credi
 from curation.aflite import AFLite
 from curation.audit import evaluate, summarize
 from curation.errors import ConfigError
-from curation.records import Question, seeded_order
+from curation.records import Question, seeded_order, set_rows
 
 Regenerate = Callable[[list[Question], int], Sequence[Question]]
 
@@ -187,10 +187,7 @@ def flag_round(
 
 
 def _expand_sets(questions: Sequence[Question], flags: dict[int, list[str]]) -> None:
-    members: dict[str, list[int]] = defaultdict(list)
-    for i, q in enumerate(questions):
-        if q.set_id:
-            members[q.set_id].append(i)
+    members = set_rows(questions)
     for i in list(flags):
         sid = questions[i].set_id
         if not sid:

@@ -18,7 +18,7 @@ from typing import Any
 
 from curation.constraints import PER_QUESTION, check_all
 from curation.errors import ScaleVQAError
-from curation.records import Question
+from curation.records import Question, set_rows
 from scale_vqa.review.checks import SET_CHECKS, apply_edit, edit_set
 from scale_vqa.review.store import ReviewStore
 
@@ -105,10 +105,7 @@ def apply_review(
     """The questions the review lets through (edited where adjudicated); see the module."""
     res = resolve(store)
     questions = list(questions)
-    sets: dict[str, list[int]] = {}
-    for i, q in enumerate(questions):
-        if q.set_id:
-            sets.setdefault(q.set_id, []).append(i)
+    sets = set_rows(questions)
     current = list(questions)
     condemned: dict[int, str] = {}
     counts = {"rejected": 0, "edited": 0, "disagreed": 0, "unreviewed": 0, "accepted": 0}
