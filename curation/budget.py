@@ -27,7 +27,7 @@ without provenance is skipped.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,13 +42,6 @@ Fact = tuple[Any, ...]
 def fact_of(claim: Sequence[Any]) -> Fact:
     """The claim's identity without its truth value (the last element)."""
     return tuple(claim[:-1])
-
-
-def fact_key(fact: Fact) -> str:
-    """A fact as one string (``"feature@scale"``; every diagnosis fact is ``"@dx"``)."""
-    if feature_of(fact) == DX:
-        return DX
-    return "@".join(map(str, fact))
 
 
 def feature_of(fact: Fact) -> str:
@@ -113,20 +106,14 @@ def profile_of(
     )
 
 
-def question_profile(
-    q: Question,
-    organs: Organs = None,
-    resolve: Callable[[Question], Organ | None] | None = None,
-) -> Profile | None:
+def question_profile(q: Question, organ: Organ | None = None) -> Profile | None:
     """The profile of ``q`` from its provenance; None without ``extra["claims"]``.
 
-    The exclusive pairs come from ``q``'s organ (``organs``, else the bundled vocabulary;
-    ``resolve``: a :func:`curation.violations.organ_resolver` shared over many questions).
+    ``organ``: ``q``'s vocabulary, for its exclusive pairs (None: no exclusive pairs).
     """
     claims = q.extra.get("claims") if q.extra else None
     if not isinstance(claims, list) or len(claims) != len(q.options):
         return None
-    organ = (resolve or organ_resolver(organs))(q) if q.organ else None
     pairs = organ.exclusive if organ is not None else ()
     return profile_of(q.extra.get("premise", []) or [], claims, pairs)
 
@@ -134,8 +121,15 @@ def question_profile(
 def _profiles(
     questions: Sequence[Question], organs: Organs = None
 ) -> list[tuple[Question, Profile]]:
+    """Each question with provenance and its profile; organs from ``organs``, else the
+    bundled vocabularies (:func:`curation.violations.organ_resolver`)."""
     resolve = organ_resolver(organs)
-    return [(q, p) for q in questions if (p := question_profile(q, organs, resolve)) is not None]
+    out = []
+    for q in questions:
+        p = question_profile(q, resolve(q) if q.organ else None)
+        if p is not None:
+            out.append((q, p))
+    return out
 
 
 SCOPES = ("path", "patient")
