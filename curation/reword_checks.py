@@ -104,6 +104,32 @@ class Signature:
     relations: tuple[tuple[str, int], ...] = field(default=())
 
 
+def _cue_owner(
+    clause: str,
+    cue: re.Match[str],
+    ments: list[tuple[int, str]],
+    every: list[tuple[int, str]],
+    at: int,
+) -> str:
+    """What the negation ``cue`` in ``clause`` belongs to (see :meth:`TermMatcher.signature`);
+    ``ments``: the clause's terms, ``every``: the text's, ``at``: the cue's place in it."""
+    before = [t for pos, t in ments if pos < cue.start()]
+    if before:
+        return before[-1]
+    after = [t for pos, t in ments if pos > cue.start()]
+    if after:
+        return after[0]
+    # the power a cue qualifies follows it ("not seen at high power")
+    scale = SCALE_WORDS.search(clause, cue.end()) or next(
+        reversed(list(SCALE_WORDS.finditer(clause, 0, cue.start()))), None
+    )
+    if scale:
+        return f"@{scale.group(1).lower()}"
+    if every:
+        return min(every, key=lambda m: (abs(m[0] - at), m[0] > at))[1]
+    return "-"
+
+
 class TermMatcher:
     """Finds an organ's terms in a text (longest phrase first, plural ``s``/``es`` allowed)."""
 
@@ -123,8 +149,8 @@ class TermMatcher:
         A negation cue belongs to the nearest term named before it in its clause (split at
         ``; . ? !``), else to the nearest after it there, else to the magnification the
         clause names after it, else before it ("absent at low power; seen at medium
-        power"), else to the nearest
-        term named anywhere in the text, else to the text (``"-"``).
+        power"), else to the nearest term named anywhere in the text, else to the text
+        (``"-"``).
         """
         negs: Counter[str] = Counter()
         every = self.mentions(text)
@@ -132,25 +158,7 @@ class TermMatcher:
         for clause in _CLAUSE.split(text):
             ments = self.mentions(clause)
             for cue in NEGATION.finditer(clause):
-                before = [t for pos, t in ments if pos < cue.start()]
-                after = [t for pos, t in ments if pos > cue.start()]
-                at = start + cue.start()
-                near = sorted(every, key=lambda m: (abs(m[0] - at), m[0] > at))
-                # the power a cue qualifies follows it ("not seen at high power")
-                scale = SCALE_WORDS.search(clause, cue.end()) or next(
-                    reversed(list(SCALE_WORDS.finditer(clause, 0, cue.start()))), None
-                )
-                negs[
-                    before[-1]
-                    if before
-                    else after[0]
-                    if after
-                    else f"@{scale.group(1).lower()}"
-                    if scale
-                    else near[0][1]
-                    if near
-                    else "-"
-                ] += 1
+                negs[_cue_owner(clause, cue, ments, every, start + cue.start())] += 1
             start += len(clause) + 1
         scales = Counter(m.group(1).lower() for m in SCALE_WORDS.finditer(text))
         relations = Counter(m.group(1).lower() for m in RELATIONS.finditer(text))
