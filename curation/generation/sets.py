@@ -22,6 +22,7 @@ from curation.errors import ValidationError
 from curation.generation.budget import BudgetLedger
 from curation.generation.candidates import Candidate
 from curation.generation.pools import Pool
+from curation.generation.scarcity import Demand, touched
 from curation.options import OptionSet, Slot, claims_to_json, option_truths, square
 from curation.records import LETTERS, Question
 from curation.templates import TYPES, Family, QuestionType, template_ids
@@ -152,6 +153,7 @@ class SetFormer:
         self.max_per_path = max_per_path
         self.per_pair = per_pair
         self.enforce_budget = budget
+        self.demand = Demand()
         self._profiles: dict[str, Profile] = {}
 
     def profile(self, c: Candidate, pool: Pool) -> Profile:
@@ -193,8 +195,10 @@ class SetFormer:
         """Form sets one at a time (lazily: the ledger is read when each set is formed).
 
         Each pass over the shuffled candidates tries one set per candidate; for each value
-        cell the path least used (this type, then all types, then a seeded rank) among
-        those under ``max_per_path`` and within the information budget is picked.
+        cell the path least used (this type), then least in demand by the type's other
+        candidates (:class:`curation.generation.scarcity.Demand`), then least used (all
+        types), then first in a seeded rank, among those under ``max_per_path`` and within
+        the information budget, is picked.
         """
         qtype = TYPES[pool.qtype]
         usage = self.ledger.usage[pool.qtype]
@@ -207,10 +211,11 @@ class SetFormer:
         for _ in range(self.per_pair):
             for c in cands:
                 profile = self.profile(c, pool) if self.enforce_budget else None
+                feats = touched(self.profile(c, pool))
                 picks: list[Annotation] = []
                 for cell in c.cells:
                     best: Annotation | None = None
-                    best_key: tuple[int, int, float] | None = None
+                    best_key: tuple[int, float, int, float] | None = None
                     over: str | None = None
                     for i in cell:
                         a = pool.anns[i]
@@ -224,7 +229,12 @@ class SetFormer:
                                 self.ledger.budget.skips[rule] += 1
                                 over = over or rule
                                 continue
-                        k = (usage[a.path_id], total[a.path_id], rank[a.path_id])
+                        k = (
+                            usage[a.path_id],
+                            self.demand.cost(pool.qtype, a.path_id, feats),
+                            total[a.path_id],
+                            rank[a.path_id],
+                        )
                         if best_key is None or k < best_key:
                             best, best_key = a, k
                     if best is None:
