@@ -165,6 +165,7 @@ class Generator:
         self._pools.clear()
         self._ledger.clear()
         self._former.demand.clear()
+        self._former.dx_plan.clear()
         self.rebalanced = 0
         pools = build_pools(
             self.annotations, self.splits, self._dx_groups, self.organs, self.config
@@ -174,7 +175,8 @@ class Generator:
         n_cands: Counter[str] = Counter()
         streams: list[tuple[str, Iterator[list[Question]]]] = []
         for pool in tqdm(pools, desc="generate", unit="pool", disable=not progress):
-            rng = random.Random(f"scale-vqa-generate:{self.seed}:{pool.key}")
+            rng_key = f"scale-vqa-generate:{self.seed}:{pool.key}"
+            rng = random.Random(rng_key)
             if self.naive:
                 if not pool.profile_match:  # one pool per path and type
                     out.extend(
@@ -191,6 +193,8 @@ class Generator:
                 continue
             cands = self._candidates(pool, self.config.pmin, set())
             self._former.demand.add(pool, cands, self._former.profile)
+            if pool.qtype == "diagnosis" and self.config.information_budget:
+                self._former.plan_diagnosis(pool, cands, rng_key)
             n_cands[pool.qtype] += len(cands)
             streams.append((pool.qtype, self._former.iter_sets(pool, cands, rng)))
         first = scarce_types(n_cands, self.config.min_type_share) if self._formation_cap() else []

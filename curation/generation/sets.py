@@ -21,6 +21,7 @@ from curation.budget import Profile, profile_of
 from curation.errors import ValidationError
 from curation.generation.budget import BudgetLedger
 from curation.generation.candidates import Candidate
+from curation.generation.dx_plan import Plan, plan_pairs
 from curation.generation.pools import Pool
 from curation.generation.scarcity import Demand, touched
 from curation.options import OptionSet, Slot, claims_to_json, option_truths, square
@@ -154,6 +155,8 @@ class SetFormer:
         self.per_pair = per_pair
         self.enforce_budget = budget
         self.demand = Demand()
+        self.dx_plan: dict[str, frozenset[str]] = {}
+        """Patient (else slide) -> the diagnosis pair its questions offer (:mod:`.dx_plan`)."""
         self._profiles: dict[str, Profile] = {}
 
     def profile(self, c: Candidate, pool: Pool) -> Profile:
@@ -164,6 +167,30 @@ class SetFormer:
             claims = [[*a.claims, *b.claims] for a in s1.alts for b in s2.alts]
             self._profiles[key] = profile_of(c.fam.premise, claims, pool.organ.exclusive)
         return self._profiles[key]
+
+    def plan_diagnosis(self, pool: Pool, cands: list[Candidate], rng_key: str) -> None:
+        """Plan the diagnosis pair of each of ``pool``'s patients (:mod:`.dx_plan`).
+
+        ``rng_key`` seeds the generator the pool's real formation will use, so each
+        scratch run replays it.
+        """
+
+        def form(p: Pool, cs: list[Candidate], plan: Plan) -> tuple[int, Plan]:
+            scratch = SetFormer(
+                Ledger(budget=BudgetLedger(self.ledger.budget.scope)),
+                self.splits,
+                self.max_per_path,
+                self.per_pair,
+                self.enforce_budget,
+            )
+            scratch.demand, scratch._profiles, scratch.dx_plan = self.demand, self._profiles, plan
+            n = sum(1 for _ in scratch.iter_sets(p, cs, random.Random(rng_key)))
+            lists = scratch.ledger.budget.dx_lists
+            return n, {g: lst for g, c in lists.items() for lst, k in c.items() if k > 0}
+
+        self.dx_plan.update(
+            plan_pairs(pool, cands, lambda c: self.profile(c, pool).dx_options, form)
+        )
 
     def form_sets(
         self,
@@ -212,6 +239,7 @@ class SetFormer:
             for c in cands:
                 profile = self.profile(c, pool) if self.enforce_budget else None
                 feats = touched(self.profile(c, pool))
+                dx_pair = self.profile(c, pool).dx_options
                 picks: list[Annotation] = []
                 for cell in c.cells:
                     best: Annotation | None = None
@@ -222,6 +250,8 @@ class SetFormer:
                         if usage[a.path_id] >= cap or a.path_id in c.members:
                             continue
                         if c.key in self.ledger.path_pairs[(pool.qtype, a.path_id)]:
+                            continue
+                        if dx_pair is not None and self.dx_plan.get(a.group, dx_pair) != dx_pair:
                             continue
                         if profile is not None:
                             rule = self.ledger.budget.blocked(a, profile, picks)
