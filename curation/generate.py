@@ -24,16 +24,12 @@ exactly 1/4 of the times it appears within its type. Under the *information budg
 (:mod:`curation.budget`, enforced by :mod:`curation.generation.budget`) a path is skipped
 for a set whose question would give a feature another question of the path tests (or test
 one it gives), offer its patient a second list of diagnoses, or test a fact another
-question of the path tests; a type too scarce to reach its floor forms first, then pools
-take turns, one set each, a type ahead of its fair share waiting; a cell takes the path its
-type's other candidates need least (:mod:`curation.generation.scarcity`), and each reserved
-patient's diagnosis pair is planned (:mod:`curation.generation.dx_plan`). Finally whole sets
-are dropped (seeded) until each split's share of the questions tracks its share of the paths
-and no type dominates (:mod:`curation.generation.rebalance`), the types not trimmed form
-more sets on the budget that frees (:mod:`curation.generation.refill`), and the rows are
-put in a seeded order of their ids, which hash published content only
-(:func:`curation.records.seeded_order`; a set's id hashes its text, options and sorted
-paths).
+question of the path tests; pools take turns, one set each, a type ahead of its fair share
+waiting. Finally whole sets are dropped (seeded) until each split's share of the questions
+tracks its share of the paths and no type dominates
+(:mod:`curation.generation.rebalance`), and the rows are put in a seeded order of their
+ids, which hash published content only (:func:`curation.records.seeded_order`; a set's id
+hashes its text, options and sorted paths).
 
 ``naive=True`` writes the release's way instead: per path the key is the true combination
 of three slots and each distractor flips one slot (the key is the hub of the set); letters
@@ -86,7 +82,6 @@ from curation.generation.naive import naive_one, naive_pool
 from curation.generation.order import interleave
 from curation.generation.pools import Pool, build_pools, reserve_diagnosis_groups
 from curation.generation.rebalance import sets_to_drop
-from curation.generation.refill import Job, refill
 from curation.generation.scarcity import scarce_types
 from curation.generation.sets import Ledger, SetFormer, SetInfo
 from curation.generation.stats import generation_stats
@@ -179,7 +174,6 @@ class Generator:
         out: list[Question] = []
         n_cands: Counter[str] = Counter()
         streams: list[tuple[str, Iterator[list[Question]]]] = []
-        jobs: list[Job] = []
         for pool in tqdm(pools, desc="generate", unit="pool", disable=not progress):
             rng_key = f"scale-vqa-generate:{self.seed}:{pool.key}"
             rng = random.Random(rng_key)
@@ -203,18 +197,13 @@ class Generator:
                 self._former.plan_diagnosis(pool, cands, rng_key)
             n_cands[pool.qtype] += len(cands)
             streams.append((pool.qtype, self._former.iter_sets(pool, cands, rng)))
-            jobs.append((pool, cands, rng_key))
-        cap = self._formation_cap()
-        first = scarce_types(n_cands, self.config.min_type_share) if cap else []
-        out.extend(interleave(streams, cap, first))
+        first = scarce_types(n_cands, self.config.min_type_share) if self._formation_cap() else []
+        out.extend(interleave(streams, self._formation_cap(), first))
         if self.naive:
             out = balance_letters(out, self.seed)
         out = dedup(out)
         if not self.naive:
-            kept = self._rebalance(out)
-            if cap:  # form more sets on the budget the rebalance freed
-                kept = refill(out, kept, self._former, jobs, self._rebalance, cap, first)
-            out = kept
+            out = self._rebalance(out)
         out = seeded_order(out, self.seed)
         self.questions = out
         self.stats = generation_stats(
@@ -350,7 +339,7 @@ class Generator:
             return questions
         for sid in dropped:
             self._ledger.drop_set(sid)
-        self.rebalanced += len(dropped)
+        self.rebalanced = len(dropped)
         return [q for q in questions if q.set_id not in dropped]
 
 

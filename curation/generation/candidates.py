@@ -24,8 +24,6 @@ class Candidate:
     key: str
     cells: list[list[int]]
     members: set[str] = field(default_factory=set)
-    formed: int = 0
-    """Sets formed from this candidate (dropped ones included), at most ``max_sets_per_pair``."""
 
 
 class Families:

@@ -237,8 +237,6 @@ class SetFormer:
         tids = tids or template_ids(pool.qtype)
         for _ in range(self.per_pair):
             for c in cands:
-                if c.formed >= self.per_pair:
-                    continue
                 profile = self.profile(c, pool) if self.enforce_budget else None
                 feats = touched(self.profile(c, pool))
                 dx_pair = self.profile(c, pool).dx_options
@@ -318,7 +316,6 @@ class SetFormer:
             self.ledger.total[ann.path_id] += 1
             self.ledger.path_pairs[(pool.qtype, ann.path_id)].add(c.key)
             c.members.add(ann.path_id)
-        c.formed += 1
         self.ledger.used_pairs[pool.key].add(c.key)
         self.ledger.sets[set_id] = SetInfo(pool.qtype, pool.key, c.key, template, paths)
         if self.enforce_budget:
