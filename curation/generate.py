@@ -24,12 +24,15 @@ exactly 1/4 of the times it appears within its type. Under the *information budg
 (:mod:`curation.budget`, enforced by :mod:`curation.generation.budget`) a path is skipped
 for a set whose question would give a feature another question of the path tests (or test
 one it gives), offer its patient a second list of diagnoses, or test a fact another
-question of the path tests; pools take turns, one set each, a type ahead of its fair share
-waiting. Finally whole sets are dropped (seeded) until each split's share of the questions
-tracks its share of the paths and no type dominates
-(:mod:`curation.generation.rebalance`), and the rows are put in a seeded order of their
-ids, which hash published content only (:func:`curation.records.seeded_order`; a set's id
-hashes its text, options and sorted paths).
+question of the path tests; a type too scarce to reach its floor forms first, then pools
+take turns, one set each, a type ahead of its fair share waiting; a cell takes the path its
+type's other candidates need least (:mod:`curation.generation.scarcity`), and each reserved
+patient's diagnosis pair is planned (:mod:`curation.generation.dx_plan`). Finally whole sets
+are dropped (seeded) until each split's share of the questions tracks its share of the paths
+and no type dominates (:mod:`curation.generation.rebalance`), and the rows are put in a
+seeded order of their ids, which hash published content only
+(:func:`curation.records.seeded_order`; a set's id hashes its text, options and sorted
+paths).
 
 ``naive=True`` writes the release's way instead: per path the key is the true combination
 of three slots and each distractor flips one slot (the key is the hub of the set); letters

@@ -1,5 +1,5 @@
 """Packing: more complementary sets under the same rules (demand-aware path choice, scarce
-types first, planned diagnosis pairs, refill after the rebalance)."""
+types first, planned diagnosis pairs)."""
 
 from __future__ import annotations
 
@@ -36,9 +36,8 @@ def generated(corpus):
 
 
 def _old_greedy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The generator as it was: fair turns only, least-used paths, first set locks, no refill."""
+    """The generator as it was: fair turns only, least-used paths, the first set locks."""
     monkeypatch.setattr(generate_module, "scarce_types", lambda n, floor: [])
-    monkeypatch.setattr(generate_module, "refill", lambda formed, kept, *a, **k: kept)
     monkeypatch.setattr(SetFormer, "plan_diagnosis", lambda self, *a: None)
     monkeypatch.setattr(Demand, "cost", lambda self, *a: 0.0)
 
@@ -62,13 +61,12 @@ def test_more_sets_than_the_old_greedy_and_every_rule_holds(corpus, generated, m
     assert min(by_type.values()) > min(old_types.values())
 
 
-def test_ledger_matches_the_output_after_refill_so_regenerate_works(corpus):
+def test_ledger_matches_the_output_so_regenerate_works(corpus):
     gen = Generator(corpus, seed=0)
     qs = gen.generate()
     sets = defaultdict(list)
     for q in qs:
         sets[q.set_id].append(q.path_id)
-    assert gen.rebalanced > 0  # the rebalance dropped sets and the refill ran after it
     assert {sid: sorted(info.paths) for sid, info in gen._ledger.sets.items()} == {
         sid: sorted(p) for sid, p in sets.items()
     }
@@ -79,7 +77,7 @@ def test_ledger_matches_the_output_after_refill_so_regenerate_works(corpus):
 
 
 @pytest.mark.parametrize("per_pair", [1, 3])
-def test_a_candidate_never_forms_more_than_its_sets_across_refills(corpus, per_pair):
+def test_a_candidate_never_forms_more_than_its_sets(corpus, per_pair):
     gen = Generator(corpus, seed=0, config=GeneratorConfig(max_sets_per_pair=per_pair))
     qs = gen.generate()
     per_key: Counter[tuple] = Counter()
