@@ -24,12 +24,15 @@ exactly 1/4 of the times it appears within its type. Under the *information budg
 (:mod:`curation.budget`, enforced by :mod:`curation.generation.budget`) a path is skipped
 for a set whose question would give a feature another question of the path tests (or test
 one it gives), offer its patient a second list of diagnoses, or test a fact another
-question of the path tests; pools take turns, one set each, a type ahead of its fair share
-waiting. Finally whole sets are dropped (seeded) until each split's share of the questions
-tracks its share of the paths and no type dominates
-(:mod:`curation.generation.rebalance`), and the rows are put in a seeded order of their
-ids, which hash published content only (:func:`curation.records.seeded_order`; a set's id
-hashes its text, options and sorted paths).
+question of the path tests; a type too scarce to reach its floor forms first, then pools
+take turns, one set each, a type ahead of its fair share waiting; a cell takes the path its
+type's other candidates need least (:mod:`curation.generation.scarcity`), and each reserved
+patient's diagnosis pair is planned (:mod:`curation.generation.dx_plan`). Finally whole sets
+are dropped (seeded) until each split's share of the questions tracks its share of the paths
+and no type dominates (:mod:`curation.generation.rebalance`), and the rows are put in a
+seeded order of their ids, which hash published content only
+(:func:`curation.records.seeded_order`; a set's id hashes its text, options and sorted
+paths).
 
 ``naive=True`` writes the release's way instead: per path the key is the true combination
 of three slots and each distractor flips one slot (the key is the hub of the set); letters
@@ -63,7 +66,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from curation.annotations import Annotation
@@ -79,8 +82,10 @@ from curation.generation.config import (
     GeneratorConfig,
 )
 from curation.generation.naive import naive_one, naive_pool
+from curation.generation.order import interleave
 from curation.generation.pools import Pool, build_pools, reserve_diagnosis_groups
 from curation.generation.rebalance import sets_to_drop
+from curation.generation.scarcity import scarce_types
 from curation.generation.sets import Ledger, SetFormer, SetInfo
 from curation.generation.stats import generation_stats
 from curation.organs import Organ, get_organ
@@ -162,16 +167,19 @@ class Generator:
 
         self._pools.clear()
         self._ledger.clear()
+        self._former.demand.clear()
+        self._former.dx_plan.clear()
         self.rebalanced = 0
         pools = build_pools(
             self.annotations, self.splits, self._dx_groups, self.organs, self.config
         )
         self._pools.update((p.key, p) for p in pools)
         out: list[Question] = []
-        n_cands = 0
-        streams: list[Iterator[list[Question]]] = []
+        n_cands: Counter[str] = Counter()
+        streams: list[tuple[str, Iterator[list[Question]]]] = []
         for pool in tqdm(pools, desc="generate", unit="pool", disable=not progress):
-            rng = random.Random(f"scale-vqa-generate:{self.seed}:{pool.key}")
+            rng_key = f"scale-vqa-generate:{self.seed}:{pool.key}"
+            rng = random.Random(rng_key)
             if self.naive:
                 if not pool.profile_match:  # one pool per path and type
                     out.extend(
@@ -187,9 +195,13 @@ class Generator:
                     )
                 continue
             cands = self._candidates(pool, self.config.pmin, set())
-            n_cands += len(cands)
+            self._former.demand.add(pool, cands, self._former.profile)
+            if pool.qtype == "diagnosis" and self.config.information_budget:
+                self._former.plan_diagnosis(pool, cands, rng_key)
+            n_cands[pool.qtype] += len(cands)
             streams.append((pool.qtype, self._former.iter_sets(pool, cands, rng)))
-        out.extend(interleave(streams, self._formation_cap()))
+        first = scarce_types(n_cands, self.config.min_type_share) if self._formation_cap() else []
+        out.extend(interleave(streams, self._formation_cap(), first))
         if self.naive:
             out = balance_letters(out, self.seed)
         out = dedup(out)
@@ -206,7 +218,7 @@ class Generator:
             self.config,
             naive=self.naive,
             seed=self.seed,
-            n_cands=n_cands,
+            n_cands=sum(n_cands.values()),
             rebalanced=self.rebalanced,
             budget=self._budget_figures(),
         )
@@ -332,39 +344,6 @@ class Generator:
             self._ledger.drop_set(sid)
         self.rebalanced = len(dropped)
         return [q for q in questions if q.set_id not in dropped]
-
-
-def interleave(
-    streams: Sequence[tuple[str, Iterable[list[Question]]]], cap: float | None = None
-) -> list[Question]:
-    """One set from each ``(type, stream)`` in turn until all are spent.
-
-    Pools of different types draw on the same paths' budgets: taken in turn, every type
-    gets its share of each path's features instead of the first type taking them all. With
-    ``cap``, a type above that share of the sets so far waits its turn while another type
-    can still form sets (the rebalance would drop its extra sets, whose features the
-    others could have used). Measured on 1,500 paths: localization 108 -> 224 questions,
-    the total about the same.
-    """
-    live = [(t, iter(s)) for t, s in streams]
-    out: list[Question] = []
-    made: Counter[str] = Counter()
-    while live:
-        types = {t for t, _ in live}
-        still = []
-        for t, it in live:
-            total = sum(made.values())
-            ahead = cap is not None and len(types) > 1 and total and made[t] > cap * total
-            if ahead and any(made[u] <= cap * total for u in types if u != t):
-                still.append((t, it))
-                continue
-            members = next(it, None)
-            if members is not None:
-                out.extend(members)
-                made[t] += 1
-                still.append((t, it))
-        live = still
-    return out
 
 
 def generate_questions(

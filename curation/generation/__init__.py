@@ -7,6 +7,9 @@
 - :mod:`.pools`: diagnosis-reserved patients and the organ x diagnosis x split pools;
 - :mod:`.candidates`: realisable slot pairs of a pool (four value cells, plausible, even);
 - :mod:`.sets`: complementary-set formation and the question record of one path;
+- :mod:`.scarcity`: demand-aware path choice and the types that form first;
+- :mod:`.order`: the turns the pools' set streams take;
+- :mod:`.dx_plan`: each reserved patient's diagnosis pair, planned before formation;
 - :mod:`.naive`: the release-style one-swap baseline;
 - :mod:`.rebalance`: dropping whole sets so splits and types keep their shares;
 - :mod:`.stats`: the figures of a run.

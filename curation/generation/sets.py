@@ -21,7 +21,9 @@ from curation.budget import Profile, profile_of
 from curation.errors import ValidationError
 from curation.generation.budget import BudgetLedger
 from curation.generation.candidates import Candidate
+from curation.generation.dx_plan import Plan, plan_pairs
 from curation.generation.pools import Pool
+from curation.generation.scarcity import Demand, touched
 from curation.options import OptionSet, Slot, claims_to_json, option_truths, square
 from curation.records import LETTERS, Question
 from curation.templates import TYPES, Family, QuestionType, template_ids
@@ -152,6 +154,9 @@ class SetFormer:
         self.max_per_path = max_per_path
         self.per_pair = per_pair
         self.enforce_budget = budget
+        self.demand = Demand()
+        self.dx_plan: dict[str, frozenset[str]] = {}
+        """Patient (else slide) -> the diagnosis pair its questions offer (:mod:`.dx_plan`)."""
         self._profiles: dict[str, Profile] = {}
 
     def profile(self, c: Candidate, pool: Pool) -> Profile:
@@ -162,6 +167,30 @@ class SetFormer:
             claims = [[*a.claims, *b.claims] for a in s1.alts for b in s2.alts]
             self._profiles[key] = profile_of(c.fam.premise, claims, pool.organ.exclusive)
         return self._profiles[key]
+
+    def plan_diagnosis(self, pool: Pool, cands: list[Candidate], rng_key: str) -> None:
+        """Plan the diagnosis pair of each of ``pool``'s patients (:mod:`.dx_plan`).
+
+        ``rng_key`` seeds the generator the pool's real formation will use, so each
+        scratch run replays it.
+        """
+
+        def form(p: Pool, cs: list[Candidate], plan: Plan) -> tuple[int, Plan]:
+            scratch = SetFormer(
+                Ledger(budget=BudgetLedger(self.ledger.budget.scope)),
+                self.splits,
+                self.max_per_path,
+                self.per_pair,
+                self.enforce_budget,
+            )
+            scratch.demand, scratch._profiles, scratch.dx_plan = self.demand, self._profiles, plan
+            n = sum(1 for _ in scratch.iter_sets(p, cs, random.Random(rng_key)))
+            lists = scratch.ledger.budget.dx_lists
+            return n, {g: lst for g, c in lists.items() for lst, k in c.items() if k > 0}
+
+        self.dx_plan.update(
+            plan_pairs(pool, cands, lambda c: self.profile(c, pool).dx_options, form)
+        )
 
     def form_sets(
         self,
@@ -193,8 +222,10 @@ class SetFormer:
         """Form sets one at a time (lazily: the ledger is read when each set is formed).
 
         Each pass over the shuffled candidates tries one set per candidate; for each value
-        cell the path least used (this type, then all types, then a seeded rank) among
-        those under ``max_per_path`` and within the information budget is picked.
+        cell the path least used (this type), then least in demand by the type's other
+        candidates (:class:`curation.generation.scarcity.Demand`), then least used (all
+        types), then first in a seeded rank, among those under ``max_per_path`` and within
+        the information budget, is picked.
         """
         qtype = TYPES[pool.qtype]
         usage = self.ledger.usage[pool.qtype]
@@ -207,10 +238,12 @@ class SetFormer:
         for _ in range(self.per_pair):
             for c in cands:
                 profile = self.profile(c, pool) if self.enforce_budget else None
+                feats = touched(self.profile(c, pool))
+                dx_pair = self.profile(c, pool).dx_options
                 picks: list[Annotation] = []
                 for cell in c.cells:
                     best: Annotation | None = None
-                    best_key: tuple[int, int, float] | None = None
+                    best_key: tuple[int, float, int, float] | None = None
                     over: str | None = None
                     for i in cell:
                         a = pool.anns[i]
@@ -218,13 +251,20 @@ class SetFormer:
                             continue
                         if c.key in self.ledger.path_pairs[(pool.qtype, a.path_id)]:
                             continue
+                        if dx_pair is not None and self.dx_plan.get(a.group, dx_pair) != dx_pair:
+                            continue
                         if profile is not None:
                             rule = self.ledger.budget.blocked(a, profile, picks)
                             if rule is not None:
                                 self.ledger.budget.skips[rule] += 1
                                 over = over or rule
                                 continue
-                        k = (usage[a.path_id], total[a.path_id], rank[a.path_id])
+                        k = (
+                            usage[a.path_id],
+                            self.demand.cost(pool.qtype, a.path_id, feats),
+                            total[a.path_id],
+                            rank[a.path_id],
+                        )
                         if best_key is None or k < best_key:
                             best, best_key = a, k
                     if best is None:
