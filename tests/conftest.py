@@ -41,3 +41,20 @@ def embedder():
     from curation.embeddings import Embedder
 
     return Embedder()
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    """240 simulated zoom paths over skin, colon and lung (seed 0), per test module."""
+    from curation.simulate import simulate
+
+    return simulate(240, ["skin", "colon", "lung"], seed=0)
+
+
+@pytest.fixture(scope="module")
+def generated(corpus):
+    """The leak-controlled generator over ``corpus`` (seed 0) and its questions."""
+    from curation.generate import Generator
+
+    gen = Generator(corpus, seed=0)
+    return gen, gen.generate()

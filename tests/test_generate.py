@@ -22,17 +22,6 @@ from tests.test_organs import write_organ
 ORGANS = ["skin", "colon", "lung"]
 
 
-@pytest.fixture(scope="module")
-def corpus():
-    return simulate(240, ORGANS, seed=0)
-
-
-@pytest.fixture(scope="module")
-def generated(corpus):
-    gen = Generator(corpus, seed=0)
-    return gen, gen.generate()
-
-
 def _accuracy(adv, qs) -> float:
     scores = adv.score(qs)
     credit = []

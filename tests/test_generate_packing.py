@@ -19,20 +19,6 @@ from curation.generation.scarcity import Demand, scarce_types
 from curation.generation.sets import SetFormer
 from curation.options import DX
 from curation.records import QUESTION_TYPES, Question
-from curation.simulate import simulate
-
-ORGANS = ["skin", "colon", "lung"]
-
-
-@pytest.fixture(scope="module")
-def corpus():
-    return simulate(240, ORGANS, seed=0)
-
-
-@pytest.fixture(scope="module")
-def generated(corpus):
-    gen = Generator(corpus, seed=0)
-    return gen, gen.generate()
 
 
 def _old_greedy(monkeypatch: pytest.MonkeyPatch) -> None:
