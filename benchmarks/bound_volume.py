@@ -10,7 +10,8 @@ generator's rules:
   exclusive pair at one scale is tested at most once per zoom path, across all types
   (:attr:`curation.budget.Profile.couplings`);
 - ``premise_conflicts``: a feature one question of a path gives (its premise, or a claim
-  every option makes) is tested by no other question of that path;
+  every option makes) is tested by no other question of that path (of its patient with
+  ``budget_scope="patient"``, and always for the diagnosis: the generator's ledger units);
 - ``diagnosis_narrowing``: a patient's diagnosis questions offer one list of diagnoses;
 - ``max_per_path`` questions per path and type, ``max_sets_per_pair`` sets per slot pair
   and pool, a path at most once per slot pair and type;
@@ -43,9 +44,9 @@ from scipy.sparse import coo_matrix
 from curation.annotations import read_annotations
 from curation.budget import profile_of
 from curation.generate import Generator, GeneratorConfig
+from curation.generation.budget import BudgetLedger
 from curation.generation.candidates import Families, find_candidates
 from curation.generation.pools import build_pools
-from curation.options import DX
 
 
 class LP:
@@ -101,6 +102,7 @@ def packing_bound(gen: Generator, min_share: float = 0.0) -> dict:
     cfg = gen.config
     pools = build_pools(gen.annotations, gen.splits, gen._dx_groups, gen.organs, cfg)
     fams = Families()
+    unit = BudgetLedger(cfg.budget_scope).unit
     lp = LP()
     z_type: dict[int, str] = {}
     givers: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -130,9 +132,9 @@ def packing_bound(gen: Generator, min_share: float = 0.0) -> dict:
                     lp.le(("cap", p.qtype, a.path_id), y, rhs=cfg.max_per_path)
                     lp.le(("once", p.qtype, a.path_id, c.key), y)
                     for f in prof.tested:
-                        testers[(a.group if f == DX else a.path_id, f)].append(y)
+                        testers[(unit(a, f), f)].append(y)
                     for f in prof.given - prof.tested:
-                        givers[(a.group if f == DX else a.path_id, f)].append(y)
+                        givers[(unit(a, f), f)].append(y)
                     if prof.dx_options is not None:  # y <= w[patient, list], sum of w <= 1
                         key = (a.group, tuple(sorted(prof.dx_options)))
                         if key not in dx_lists:

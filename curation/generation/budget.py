@@ -54,7 +54,9 @@ class BudgetLedger:
         self.skips.clear()
         self._sets.clear()
 
-    def _unit(self, a: Annotation, feature: str = "") -> str:
+    def unit(self, a: Annotation, feature: str = "") -> str:
+        """Where ``feature`` of path ``a`` is counted: its patient (the diagnosis, or
+        ``scope="patient"``), else its zoom path."""
         if self.scope == "patient" or feature == DX:
             return f"g:{a.group}"
         return f"p:{a.path_id}"
@@ -69,13 +71,13 @@ class BudgetLedger:
         if _any_in(profile.couplings, self.path_tested[a.path_id]):
             return "key_coupling"
         for f in profile.given:
-            if self.tested[self._unit(a, f)].get(f, 0) > 0:
+            if self.tested[self.unit(a, f)].get(f, 0) > 0:
                 return "premise_conflicts"
         for f in profile.tested:
-            if self.given[self._unit(a, f)].get(f, 0) > 0:
+            if self.given[self.unit(a, f)].get(f, 0) > 0:
                 return "premise_conflicts"
         for f in profile.given & profile.tested:
-            if any(self._unit(p, f) == self._unit(a, f) for p in pending):
+            if any(self.unit(p, f) == self.unit(a, f) for p in pending):
                 return "premise_conflicts"
         if profile.dx_options is not None:
             lists = self.dx_lists[a.group]
@@ -101,7 +103,7 @@ class BudgetLedger:
     def _count(self, a: Annotation, profile: Profile, step: int) -> None:
         for book, feats in ((self.given, profile.given), (self.tested, profile.tested)):
             for f in feats:
-                counts = book[self._unit(a, f)]
+                counts = book[self.unit(a, f)]
                 counts[f] += step
                 if counts[f] <= 0:
                     del counts[f]

@@ -237,9 +237,9 @@ class SetFormer:
         tids = tids or template_ids(pool.qtype)
         for _ in range(self.per_pair):
             for c in cands:
-                profile = self.profile(c, pool) if self.enforce_budget else None
-                feats = touched(self.profile(c, pool))
-                dx_pair = self.profile(c, pool).dx_options
+                prof = self.profile(c, pool)
+                profile = prof if self.enforce_budget else None
+                feats, dx_pair = touched(prof), prof.dx_options
                 picks: list[Annotation] = []
                 for cell in c.cells:
                     best: Annotation | None = None
