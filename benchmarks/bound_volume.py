@@ -6,8 +6,8 @@ with the same candidates: every realisable slot pair of every pool
 prior matching included) and every choice of one path per value cell, subject to the
 generator's rules:
 
-- ``key_coupling``: a feature (at any scale, or its compartment; the diagnosis) or an
-  exclusive pair at one scale is tested at most once per zoom path, across all types
+- ``key_coupling``: a fact (a feature at one scale, where a feature lies) or an exclusive
+  pair at one scale is tested at most once per zoom path, across all types
   (:attr:`curation.budget.Profile.couplings`);
 - ``premise_conflicts``: a feature one question of a path gives (its premise, or a claim
   every option makes) is tested by no other question of that path (of its patient with

@@ -12,10 +12,15 @@ generator as it forms sets (:mod:`curation.generation.budget`):
   scales: "X at low power" and "X at medium power" inform each other.
 - ``diagnosis_narrowing``: one patient's diagnosis questions offer one and the same list of
   diagnoses (else their lists, intersected, narrow the diagnosis down).
-- ``key_coupling``: no two questions of one zoom path test the same feature (at any scale,
-  or its compartment; the diagnosis), nor the two features of an exclusive pair at one
-  scale: knowing or deducing one key would fix or narrow the other (a feature seen at low
-  power is likely seen at medium power; of an exclusive pair at most one is present).
+- ``key_coupling``: no two questions of one zoom path test the same fact (a feature at one
+  scale; where a feature lies), nor the two features of an exclusive pair at one scale:
+  one key would fix or narrow the other by logic (one truth per fact, one compartment per
+  feature, one diagnosis, at most one of an exclusive pair present). Keys that are only
+  *correlated* (a feature at low and at medium power) may share a path: with every key of
+  a split hidden and every set's keys a permutation, no published field anchors them
+  (``benchmarks/attack_coupled_keys.py`` decodes a whole split with the true pairwise
+  frequencies and stays at chance; told half the sets' keys, it reads the coupled others
+  above chance).
 
 Everything is read from the provenance in ``Question.extra`` (``premise``, ``claims``), over
 claims of any shape: a claim is a list whose last element is its truth value; the *fact*
@@ -31,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from curation.options import DX
+from curation.options import DX, IN, WITH
 from curation.organs import Organ
 from curation.records import Question
 from curation.violations import Annotations, Organs, Violation, organ_resolver
@@ -57,12 +62,29 @@ class Profile:
     tested: frozenset[str]
     dx_options: frozenset[str] | None = None
     couplings: frozenset[str] = frozenset()
-    """What the key constrains, for ``key_coupling``: every tested feature, and
-    ``"excl:a|b@scale"`` for each exclusive pair with a feature tested at that scale."""
+    """What the key constrains, for ``key_coupling``: :func:`coupling_keys` of every
+    tested fact, and ``"excl:a|b@scale"`` for each exclusive pair with a feature tested at
+    that scale."""
 
     def conflicts(self, other: Profile) -> set[str]:
         """Features one of the two gives and the other tests."""
         return set(self.given & other.tested) | set(self.tested & other.given)
+
+
+def coupling_keys(fact: Fact) -> tuple[str, ...]:
+    """What testing ``fact`` constrains, for ``key_coupling``: the fact itself (a feature at
+    one scale: ``"f@low"``); for a placement, where the feature lies at all (one place
+    per feature: ``"place:f"``, and the other feature's for ``with:``); the diagnosis as
+    one fact (``"@dx"``: a zoom path's diagnosis is asked once)."""
+    feature = feature_of(fact)
+    if feature == DX:
+        return (DX,)
+    where = str(fact[1]) if len(fact) == 2 else ""
+    if where.startswith(IN):
+        return (f"place:{feature}",)
+    if where.startswith(WITH):
+        return (f"place:{feature}", f"place:{where[len(WITH) :]}")
+    return ("@".join(str(x) for x in fact),)
 
 
 def profile_of(
@@ -93,7 +115,7 @@ def profile_of(
     tested = set(truths) - constant
     dx = {str(f[1]) for f in truths if feature_of(f) == DX and len(f) > 1}
     tested_features = frozenset(feature_of(f) for f in tested)
-    couplings = set(tested_features)
+    couplings = {k for f in tested for k in coupling_keys(f)}
     for a, b in exclusive:
         for f in tested:
             if len(f) == 2 and feature_of(f) in (a, b):
@@ -213,8 +235,8 @@ def check_diagnosis_narrowing(
 def check_key_coupling(
     questions: Sequence[Question], annotations: Annotations = None, organs: Organs = None
 ) -> list[Violation]:
-    """No two questions of one zoom path test one feature or an exclusive pair at one scale
-    (one violation per later question)."""
+    """No two questions of one zoom path test one fact, where one feature lies, or an
+    exclusive pair at one scale (:func:`coupling_keys`; one violation per later question)."""
     by_path: dict[str, list[tuple[Question, Profile]]] = defaultdict(list)
     for q, p in _profiles(questions, organs):
         if q.path_id:

@@ -277,7 +277,7 @@ def test_diagnosis_narrowing_plants_two_lists_on_one_patient():
     assert check_all(other_patients, only=["diagnosis_narrowing"]) == []
 
 
-def test_key_coupling_plants_two_questions_testing_one_feature_on_a_path():
+def test_key_coupling_plants_two_questions_testing_one_fact_on_a_path():
     # the example: correspondence low->mid and localization on the same features
     corr = _claimed(
         "p1",
@@ -299,7 +299,7 @@ def test_key_coupling_plants_two_questions_testing_one_feature_on_a_path():
         qid="loc",
     )
     v = check_all([corr, loc], only=["key_coupling"])
-    assert len(v) == 1 and v[0].question_id == loc.id and "'f1'" in v[0].message
+    assert len(v) == 1 and v[0].question_id == loc.id and "'f1@mid'" in v[0].message
     # other path: fine; claims of another shape (a compartment before the truth) work too
     loc.path_id = "p2"
     assert check_all([corr, loc], only=["key_coupling"]) == []
@@ -315,13 +315,33 @@ def test_key_coupling_plants_two_questions_testing_one_feature_on_a_path():
     assert len(check_all(wide, only=["key_coupling"])) == 1
 
 
-def test_key_coupling_counts_one_feature_at_two_powers_and_exclusive_pairs():
-    # f1 tested at medium power by one question and at high power by another: a feature
-    # seen at one power is likely seen at the next, so the keys inform each other
+def test_key_coupling_is_logical_not_statistical_and_counts_exclusive_pairs():
+    # f1 at medium power in one question and at high power in another: correlated keys,
+    # neither fixes the other, so they may share a path; f1 at medium power twice may not
     q1 = _claimed("p1", [], _square_claims(("f1", "mid"), ("f2", "mid")))
     q2 = _claimed("p1", [], _square_claims(("f1", "high"), ("f3", "high")), qid="b")
+    assert check_all([q1, q2], only=["key_coupling"]) == []
+    q2.extra["claims"] = _square_claims(("f1", "mid"), ("f3", "high"))
     v = check_all([q1, q2], only=["key_coupling"])
-    assert len(v) == 1 and "'f1'" in v[0].message
+    assert len(v) == 1 and "'f1@mid'" in v[0].message
+    # a feature lies in one compartment: placing it twice couples, whatever the pairs
+    in_a = _claimed("p4", [], _square_claims(("g", "in:dermis"), ("h", "in:dermis")))
+    in_b = _claimed("p4", [], _square_claims(("g", "in:epidermis"), ("k", "high")), qid="b")
+    v = check_all([in_a, in_b], only=["key_coupling"])
+    assert len(v) == 1 and "'place:g'" in v[0].message
+    # the diagnosis is one fact: a path's diagnosis is asked once, whatever the findings
+    dxq = [
+        _claimed(
+            "p5",
+            [],
+            [[["@dx", d, True], [f, "high", t]] for d in ("bcc", "scc") for t in (True, False)],
+            qtype="diagnosis",
+            qid=f,
+        )
+        for f in ("m", "n")
+    ]
+    v = check_all(dxq, only=["key_coupling", "diagnosis_narrowing"])
+    assert len(v) == 1 and v[0].constraint == "key_coupling" and "'@dx'" in v[0].message
     # skin: surface ulceration and hyperkeratosis never share a field (an exclusive pair),
     # so testing each at low power on one path couples the keys; at two powers it does not
     a = _claimed("p2", [], _square_claims(("surface_ulceration", "low"), ("horn_cysts", "low")))

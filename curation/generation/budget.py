@@ -8,8 +8,9 @@ A candidate path is skipped for a set whose question would break a rule there:
   patient's paths, the set's other members included);
 - ``diagnosis_narrowing``: the question offers a list of diagnoses other than the one the
   patient's diagnosis questions already offer;
-- ``key_coupling``: the question tests a feature (at any scale) another question of the
-  path tests, or one of an exclusive pair at a scale where the other is tested.
+- ``key_coupling``: the question tests a fact (a feature at one scale, where a feature
+  lies) another question of the path tests, or one of an exclusive pair at a scale where
+  the other is tested (:func:`curation.budget.coupling_keys`).
 """
 
 from __future__ import annotations
