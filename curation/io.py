@@ -22,8 +22,16 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see either the old file or the new one."""
+    """Write ``data`` to ``path`` so readers see either the old file or the new one.
+
+    A ``path`` that exists and is not a regular file (``/dev/null``, ``/dev/stdout``, a
+    pipe) is written in place: renaming over it would replace the device with a file.
+    """
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with path.open("wb") as fh:
+            fh.write(data)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

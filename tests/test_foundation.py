@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -115,3 +116,24 @@ def test_cli_version_and_help():
         check=True,
     ).stdout
     assert "scale-vqa" in helptext
+
+
+def test_atomic_write_into_a_pipe_keeps_the_pipe(tmp_path):
+    # `--report /dev/null` or `--out /dev/stdout`: renaming over a device or pipe would
+    # replace it with a regular file (as root, /dev/null itself)
+    import stat
+    import threading
+
+    from curation.io import atomic_write_text
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    atomic_write_text(fifo, "report\n")
+    reader.join(timeout=10)
+    assert got == ["report\n"] and stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary left
+    atomic_write_text(tmp_path / "r.json", "{}")  # a regular file still goes by rename
+    assert (tmp_path / "r.json").read_text() == "{}"
