@@ -31,30 +31,28 @@ import random
 import sys
 from collections import Counter, defaultdict
 
-from curation.annotations import read_annotations
-from curation.options import DX
-from curation.organs import get_organ
+from curation.annotations import Annotation, read_annotations
+from curation.budget import fact_of
+from curation.options import DX, IN, claim_truth
+from curation.organs import Organ, get_organ
 from curation.records import read_questions, set_rows
 
 Fact = tuple
 
 
-def _facts_of_path(a, organ) -> dict[Fact, bool]:
-    """Every fact an annotation decides: presence per scale, placements, the diagnosis."""
-    out: dict[Fact, bool] = {}
-    for s, fs in a.findings.items():
-        for f in fs:
-            out[(f, s)] = True
-    for s, fs in a.negatives.items():
-        for f in fs:
-            out[(f, s)] = False
-    for f, comp in (a.locations or {}).items():
-        for c in organ.compartments_of(f):
-            out[(f, "in:" + c)] = c == comp
-    if a.diagnosis:
-        for d in organ.diagnoses:
-            out[(DX, d)] = d == a.diagnosis
-    return out
+def _facts_of_path(a: Annotation, organ: Organ) -> dict[Fact, bool]:
+    """Every fact an annotation decides (:func:`curation.options.claim_truth`): presence per
+    scale, placements, the diagnosis."""
+    facts: list[Fact] = [(f, s) for f, feat in organ.features.items() for s in feat.scales]
+    facts += [(f, IN + c) for f in organ.features for c in organ.compartments_of(f)]
+    facts += [(DX, d) for d in organ.diagnoses]
+    truths = {f: claim_truth(a, [*f, True]) for f in facts}
+    return {f: t for f, t in truths.items() if t is not None}
+
+
+def _related(f: Fact, g: Fact) -> bool:
+    """Facts whose truths the pair model links: one feature, or one of them the diagnosis."""
+    return f[0] == g[0] or DX in (f[0], g[0])
 
 
 class PairModel:
@@ -96,7 +94,7 @@ class PairModel:
 def _option_facts(q) -> list[dict[Fact, bool]]:
     """Per option, the truth of each fact it claims; naming one diagnosis denies the rest."""
     claims = q.extra.get("claims") or []
-    out = [{tuple(c[:-1]): bool(c[-1]) for c in opt} for opt in claims]
+    out = [{fact_of(c): bool(c[-1]) for c in opt} for opt in claims]
     dxs = {f for o in out for f in o if f[0] == DX}
     for o in out:
         if any(o.get(f) for f in dxs):
@@ -117,7 +115,7 @@ def attack(questions, model: PairModel, sweeps: int, seed: int, reveal: float = 
     evidence: dict[str, dict[Fact, bool]] = defaultdict(dict)
     for q in rows:
         for c in q.extra.get("premise") or []:
-            evidence[q.path_id][tuple(c[:-1])] = bool(c[-1])
+            evidence[q.path_id][fact_of(c)] = bool(c[-1])
 
     def unary(i: int, k: int) -> float:
         q = rows[i]
@@ -125,7 +123,7 @@ def attack(questions, model: PairModel, sweeps: int, seed: int, reveal: float = 
         e = sum(model.logp(q.organ, f, o[f]) for f in tested[i] if f in o)
         for f, t in evidence[q.path_id].items():
             for g in tested[i]:
-                if g in o and f != g and (f[0] == g[0] or DX in (f[0], g[0])):
+                if g in o and f != g and _related(f, g):
                     e += model.pmi(q.organ, f, t, g, o[g])
         return e
 
@@ -134,7 +132,7 @@ def attack(questions, model: PairModel, sweeps: int, seed: int, reveal: float = 
         if rows[i].path_id != rows[j].path_id:  # same patient, other path: one diagnosis
             dx_a = {f for f in tested[i] if f[0] == DX}
             shared = dx_a & {f for f in tested[j] if f[0] == DX}
-            return -1e6 if any(a.get(f, b.get(f)) != b.get(f, a.get(f)) for f in shared) else 0.0
+            return -1e6 if any(f in a and f in b and a[f] != b[f] for f in shared) else 0.0
         e = 0.0
         organ = get_organ(rows[i].organ)
         for f in tested[i]:
@@ -147,9 +145,7 @@ def attack(questions, model: PairModel, sweeps: int, seed: int, reveal: float = 
                     len(f) == 2 and len(g) == 2 and f[1] == g[1] and organ.are_exclusive(f[0], g[0])
                 ):
                     e += -1e6 if a[f] and b[g] else 0.0
-                elif f[0] == g[0] or DX in (f[0], g[0]):
-                    if f[0] == DX and g[0] == DX:
-                        continue
+                elif _related(f, g) and not f[0] == g[0] == DX:
                     e += model.pmi(rows[i].organ, f, a[f], g, b[g])
         return e
 

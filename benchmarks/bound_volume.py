@@ -42,11 +42,11 @@ from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
 from curation.annotations import read_annotations
-from curation.budget import profile_of
 from curation.generate import Generator, GeneratorConfig
 from curation.generation.budget import BudgetLedger
 from curation.generation.candidates import Families, find_candidates
 from curation.generation.pools import build_pools
+from curation.generation.sets import candidate_profile
 
 
 class LP:
@@ -112,12 +112,7 @@ def packing_bound(gen: Generator, min_share: float = 0.0) -> dict:
     for p in pools:
         for c in find_candidates(p, fams, cfg.pmin, set(), cfg.max_length_spread):
             n_cands += 1
-            s1, s2 = c.slots
-            prof = profile_of(
-                c.fam.premise,
-                [[*a.claims, *b.claims] for a in s1.alts for b in s2.alts],
-                p.organ.exclusive,
-            )
+            prof = candidate_profile(c, p.organ)
             z = lp.var()
             z_type[z] = p.qtype
             lp.le(("pair", p.key, c.key), z, rhs=cfg.max_sets_per_pair)

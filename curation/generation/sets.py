@@ -25,6 +25,7 @@ from curation.generation.dx_plan import Plan, plan_pairs
 from curation.generation.pools import Pool
 from curation.generation.scarcity import Demand, touched
 from curation.options import OptionSet, Slot, claims_to_json, option_truths, square
+from curation.organs import Organ
 from curation.records import LETTERS, Question
 from curation.templates import TYPES, Family, QuestionType, template_ids
 
@@ -138,6 +139,13 @@ def build_question(
     )
 
 
+def candidate_profile(c: Candidate, organ: Organ) -> Profile:
+    """What a question over ``c``'s slot pair gives and tests (the same on every path)."""
+    s1, s2 = c.slots
+    claims = [[*a.claims, *b.claims] for a in s1.alts for b in s2.alts]
+    return profile_of(c.fam.premise, claims, organ.exclusive)
+
+
 class SetFormer:
     """Forms complementary sets in pools, recording them in a :class:`Ledger`."""
 
@@ -160,12 +168,10 @@ class SetFormer:
         self._profiles: dict[str, Profile] = {}
 
     def profile(self, c: Candidate, pool: Pool) -> Profile:
-        """What a question over ``c``'s slot pair gives and tests (same on every path)."""
+        """:func:`candidate_profile`, cached per organ and slot pair."""
         key = f"{pool.organ.name}/{c.key}"
         if key not in self._profiles:
-            s1, s2 = c.slots
-            claims = [[*a.claims, *b.claims] for a in s1.alts for b in s2.alts]
-            self._profiles[key] = profile_of(c.fam.premise, claims, pool.organ.exclusive)
+            self._profiles[key] = candidate_profile(c, pool.organ)
         return self._profiles[key]
 
     def plan_diagnosis(self, pool: Pool, cands: list[Candidate], rng_key: str) -> None:
