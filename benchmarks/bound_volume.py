@@ -54,14 +54,17 @@ class LP:
 
     def __init__(self) -> None:
         self.n = 0
+        self.upper: list[float] = []
         self.ub: dict[tuple, int] = {}
         self.ub_rhs: list[float] = []
         self.ub_entries: list[tuple[int, int, float]] = []
         self.eq_entries: list[tuple[int, int, float]] = []
         self.n_eq = 0
 
-    def var(self) -> int:
+    def var(self, upper: float = 1.0) -> int:
+        """A new variable in ``[0, upper]``."""
         self.n += 1
+        self.upper.append(upper)
         return self.n - 1
 
     def le(self, key: tuple, col: int, coef: float = 1.0, rhs: float = 1.0) -> None:
@@ -92,7 +95,7 @@ class LP:
             b_ub=self.ub_rhs,
             A_eq=self._matrix(self.eq_entries, self.n_eq, self.n) if self.n_eq else None,
             b_eq=np.zeros(self.n_eq) if self.n_eq else None,
-            bounds=(0, 1),
+            bounds=list(zip([0.0] * self.n, self.upper, strict=True)),
             method="highs",
         )
 
@@ -113,7 +116,7 @@ def packing_bound(gen: Generator, min_share: float = 0.0) -> dict:
         for c in find_candidates(p, fams, cfg.pmin, set(), cfg.max_length_spread):
             n_cands += 1
             prof = candidate_profile(c, p.organ)
-            z = lp.var()
+            z = lp.var(upper=cfg.max_sets_per_pair)
             z_type[z] = p.qtype
             lp.le(("pair", p.key, c.key), z, rhs=cfg.max_sets_per_pair)
             for cell in c.cells:

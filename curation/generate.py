@@ -26,13 +26,13 @@ for a set whose question would give a feature another question of the path tests
 one it gives), offer its patient a second list of diagnoses, or test a fact another
 question of the path tests; a type too scarce to reach its floor forms first, then pools
 take turns, one set each, a type ahead of its fair share waiting; a cell takes the path its
-type's other candidates need least (:mod:`curation.generation.scarcity`), and each reserved
-patient's diagnosis pair is planned (:mod:`curation.generation.dx_plan`). Finally whole sets
-are dropped (seeded) until each split's share of the questions tracks its share of the paths
-and no type dominates (:mod:`curation.generation.rebalance`), and the rows are put in a
-seeded order of their ids, which hash published content only
-(:func:`curation.records.seeded_order`; a set's id hashes its text, options and sorted
-paths).
+type's other candidates need least (:mod:`curation.generation.scarcity`), and diagnosis
+pools, whose paths carry nothing else, are packed exactly
+(:mod:`curation.generation.dx_exact`). Finally whole sets are dropped (seeded) until
+each split's share of the questions tracks its share of the paths and no type dominates
+(:mod:`curation.generation.rebalance`), and the rows are put in a seeded order of their
+ids, which hash published content only (:func:`curation.records.seeded_order`; a set's id
+hashes its text, options and sorted paths).
 
 ``naive=True`` writes the release's way instead: per path the key is the true combination
 of three slots and each distractor flips one slot (the key is the hub of the set); letters
@@ -196,10 +196,11 @@ class Generator:
                 continue
             cands = self._candidates(pool, self.config.pmin, set())
             self._former.demand.add(pool, cands, self._former.profile)
-            if pool.qtype == "diagnosis" and self.config.information_budget:
-                self._former.plan_diagnosis(pool, cands, rng_key)
             n_cands[pool.qtype] += len(cands)
-            streams.append((pool.qtype, self._former.iter_sets(pool, cands, rng)))
+            if pool.qtype == "diagnosis" and self.config.information_budget:
+                streams.append((pool.qtype, self._former.exact_sets(pool, cands, rng)))
+            else:
+                streams.append((pool.qtype, self._former.iter_sets(pool, cands, rng)))
         first = scarce_types(n_cands, self.config.min_type_share) if self._formation_cap() else []
         out.extend(interleave(streams, self._formation_cap(), first))
         if self.naive:

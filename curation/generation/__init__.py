@@ -9,7 +9,7 @@
 - :mod:`.sets`: complementary-set formation and the question record of one path;
 - :mod:`.scarcity`: demand-aware path choice and the types that form first;
 - :mod:`.order`: the turns the pools' set streams take;
-- :mod:`.dx_plan`: each reserved patient's diagnosis pair, planned before formation;
+- :mod:`.dx_exact`: diagnosis pools packed exactly (an integer programme per pool);
 - :mod:`.naive`: the release-style one-swap baseline;
 - :mod:`.rebalance`: dropping whole sets so splits and types keep their shares;
 - :mod:`.stats`: the figures of a run.

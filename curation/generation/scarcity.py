@@ -11,10 +11,11 @@ they form their sets before the others spend the paths they need
 (:func:`curation.generation.order.interleave`).
 
 Measured on 1,500 simulated paths (seeds 7 / 8): localization alone 168 / 128 -> 192 /
-144 questions with demand-aware choice. Diagnosis candidates are not counted (their cells
-keep the least-used choice): their paths carry nothing else, so there is nothing to save
-for, and demand-aware choice there let joint decoding recover the diagnosis (joint-context
-on diagnosis 31-40% over three generator seeds against 21-25% before; chance 25%).
+144 questions with demand-aware choice. Diagnosis candidates are not counted: their paths
+carry nothing else, so there is nothing to save for (diagnosis pools are packed exactly,
+:mod:`curation.generation.dx_exact`), and demand-aware greedy choice there let joint
+decoding recover the diagnosis (joint-context on diagnosis 31-40% over three generator
+seeds against 21-25% before; chance 25%).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from curation.budget import Profile, profile_of
 from curation.errors import ValidationError
 from curation.generation.budget import BudgetLedger
 from curation.generation.candidates import Candidate
-from curation.generation.dx_plan import Plan, plan_pairs
+from curation.generation.dx_exact import pack
 from curation.generation.pools import Pool
 from curation.generation.scarcity import Demand, touched
 from curation.options import OptionSet, Slot, claims_to_json, option_truths, square
@@ -164,7 +164,7 @@ class SetFormer:
         self.enforce_budget = budget
         self.demand = Demand()
         self.dx_plan: dict[str, frozenset[str]] = {}
-        """Patient (else slide) -> the diagnosis pair its questions offer (:mod:`.dx_plan`)."""
+        """Patient (else slide) -> the diagnosis pair its questions offer (:meth:`exact_sets`)."""
         self._profiles: dict[str, Profile] = {}
 
     def profile(self, c: Candidate, pool: Pool) -> Profile:
@@ -174,29 +174,34 @@ class SetFormer:
             self._profiles[key] = candidate_profile(c, pool.organ)
         return self._profiles[key]
 
-    def plan_diagnosis(self, pool: Pool, cands: list[Candidate], rng_key: str) -> None:
-        """Plan the diagnosis pair of each of ``pool``'s patients (:mod:`.dx_plan`).
-
-        ``rng_key`` seeds the generator the pool's real formation will use, so each
-        scratch run replays it.
-        """
-
-        def form(p: Pool, cs: list[Candidate], plan: Plan) -> tuple[int, Plan]:
-            scratch = SetFormer(
-                Ledger(budget=BudgetLedger(self.ledger.budget.scope)),
-                self.splits,
-                self.max_per_path,
-                self.per_pair,
-                self.enforce_budget,
-            )
-            scratch.demand, scratch._profiles, scratch.dx_plan = self.demand, self._profiles, plan
-            n = sum(1 for _ in scratch.iter_sets(p, cs, random.Random(rng_key)))
-            lists = scratch.ledger.budget.dx_lists
-            return n, {g: lst for g, c in lists.items() for lst, k in c.items() if k > 0}
-
-        self.dx_plan.update(
-            plan_pairs(pool, cands, lambda c: self.profile(c, pool).dx_options, form)
+    def exact_sets(
+        self, pool: Pool, cands: list[Candidate], rng: random.Random
+    ) -> Iterator[list[Question]]:
+        """The sets of an optimal packing of a diagnosis pool (:mod:`.dx_exact`), in a
+        seeded order; each patient's pair is recorded in :attr:`dx_plan` (replacements
+        by :meth:`iter_sets` keep to it)."""
+        qtype = TYPES[pool.qtype]
+        planned = pack(
+            pool, cands, lambda c: self.profile(c, pool), rng, self.max_per_path, self.per_pair
         )
+        for ps in planned:
+            pair = self.profile(cands[ps.candidate], pool).dx_options
+            for i in ps.paths:
+                if pair is not None:
+                    self.dx_plan[pool.anns[i].group] = pair
+        rng.shuffle(planned)
+        tids = template_ids(pool.qtype)
+        for ps in planned:
+            c = cands[ps.candidate]
+            picks = [pool.anns[i] for i in ps.paths]
+            if self.enforce_budget:
+                prof = self.profile(c, pool)
+                for k, a in enumerate(picks):
+                    if self.ledger.budget.blocked(a, prof, picks[:k]) is not None:
+                        raise ValidationError(  # pragma: no cover - guards the packing
+                            f"internal: planned set of {c.key} breaks the budget on {a.path_id}"
+                        )
+            yield self._make_set(pool, qtype, c, picks, rng, tids)
 
     def form_sets(
         self,
