@@ -18,7 +18,7 @@ generator's rules:
 - with ``--min-type-share S`` (default: the generator's floor, 0.10): every type at least
   ``S`` of the questions, as the generator's rebalance demands (0: no floor).
 
-It is a linear relaxation in flow form (HiGHS via ``scipy.optimize.linprog``): per
+It is a linear relaxation in flow form (:class:`curation.generation.flow.SparseModel`): per
 candidate a number of sets ``z`` and per member path a share ``y`` of them, each value
 cell's shares summing to ``z``; every packing is a feasible point, so the optimum bounds
 the integer optimum from above. Nothing is sampled. The split rebalance and the fair-share
@@ -37,67 +37,14 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import replace
 
-import numpy as np
-from scipy.optimize import linprog
-from scipy.sparse import coo_matrix
-
 from curation.annotations import read_annotations
+from curation.errors import ValidationError
 from curation.generate import Generator, GeneratorConfig
 from curation.generation.budget import BudgetLedger
 from curation.generation.candidates import Families, find_candidates
+from curation.generation.flow import SparseModel
 from curation.generation.pools import build_pools
 from curation.generation.sets import candidate_profile
-
-
-class LP:
-    """Variables and ``<=`` / ``==`` rows of a sparse LP, built by key."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.upper: list[float] = []
-        self.ub: dict[tuple, int] = {}
-        self.ub_rhs: list[float] = []
-        self.ub_entries: list[tuple[int, int, float]] = []
-        self.eq_entries: list[tuple[int, int, float]] = []
-        self.n_eq = 0
-
-    def var(self, upper: float = 1.0) -> int:
-        """A new variable in ``[0, upper]``."""
-        self.n += 1
-        self.upper.append(upper)
-        return self.n - 1
-
-    def le(self, key: tuple, col: int, coef: float = 1.0, rhs: float = 1.0) -> None:
-        """Add ``coef * x[col]`` to the row ``key`` (created with right-hand side ``rhs``)."""
-        if key not in self.ub:
-            self.ub[key] = len(self.ub_rhs)
-            self.ub_rhs.append(rhs)
-        self.ub_entries.append((self.ub[key], col, coef))
-
-    def eq(self, terms: list[tuple[int, float]]) -> None:
-        """A row ``sum(coef * x[col]) == 0``."""
-        for col, coef in terms:
-            self.eq_entries.append((self.n_eq, col, coef))
-        self.n_eq += 1
-
-    @staticmethod
-    def _matrix(entries: list[tuple[int, int, float]], n_rows: int, n: int):
-        r, c, v = zip(*entries, strict=True) if entries else ((), (), ())
-        return coo_matrix((v, (r, c)), shape=(n_rows, n)).tocsr()
-
-    def solve(self, objective: dict[int, float]):
-        cost = np.zeros(self.n)
-        for col, w in objective.items():
-            cost[col] = -w
-        return linprog(
-            cost,
-            A_ub=self._matrix(self.ub_entries, len(self.ub_rhs), self.n),
-            b_ub=self.ub_rhs,
-            A_eq=self._matrix(self.eq_entries, self.n_eq, self.n) if self.n_eq else None,
-            b_eq=np.zeros(self.n_eq) if self.n_eq else None,
-            bounds=list(zip([0.0] * self.n, self.upper, strict=True)),
-            method="highs",
-        )
 
 
 def packing_bound(gen: Generator, min_share: float = 0.0) -> dict:
@@ -106,17 +53,16 @@ def packing_bound(gen: Generator, min_share: float = 0.0) -> dict:
     pools = build_pools(gen.annotations, gen.splits, gen._dx_groups, gen.organs, cfg)
     fams = Families()
     unit = BudgetLedger(cfg.budget_scope).unit
-    lp = LP()
+    lp = SparseModel()
     z_type: dict[int, str] = {}
     givers: dict[tuple[str, str], list[int]] = defaultdict(list)
     testers: dict[tuple[str, str], list[int]] = defaultdict(list)
-    dx_lists: dict[tuple, int] = {}
     n_cands = 0
     for p in pools:
         for c in find_candidates(p, fams, cfg.pmin, set(), cfg.max_length_spread):
             n_cands += 1
             prof = candidate_profile(c, p.organ)
-            z = lp.var(upper=cfg.max_sets_per_pair)
+            z = lp.var(upper=cfg.max_sets_per_pair, weight=4.0)
             z_type[z] = p.qtype
             lp.le(("pair", p.key, c.key), z, rhs=cfg.max_sets_per_pair)
             for cell in c.cells:
@@ -133,13 +79,8 @@ def packing_bound(gen: Generator, min_share: float = 0.0) -> dict:
                         testers[(unit(a, f), f)].append(y)
                     for f in prof.given - prof.tested:
                         givers[(unit(a, f), f)].append(y)
-                    if prof.dx_options is not None:  # y <= w[patient, list], sum of w <= 1
-                        key = (a.group, tuple(sorted(prof.dx_options)))
-                        if key not in dx_lists:
-                            dx_lists[key] = lp.var()
-                            lp.le(("dxone", a.group), dx_lists[key])
-                        lp.le(("dxlist", *key, y), y, rhs=0.0)
-                        lp.le(("dxlist", *key, y), dx_lists[key], coef=-1.0, rhs=0.0)
+                    if prof.dx_options is not None:  # one diagnosis list per patient
+                        lp.choice(a.group, prof.dx_options, y)
                 lp.eq(terms)
     # premise conflicts: g >= every pure giver's share, g + testers' shares <= 1
     for unit_f, gs in givers.items():
@@ -157,18 +98,19 @@ def packing_bound(gen: Generator, min_share: float = 0.0) -> dict:
         for t in cfg.question_types:
             for z, zt in z_type.items():
                 lp.le(("floor", t), z, coef=min_share - (1.0 if zt == t else 0.0), rhs=0.0)
-    res = lp.solve(dict.fromkeys(z_type, 4.0))
-    if res.x is None:
-        raise SystemExit(f"error: the LP did not solve: {res.message}")
+    try:
+        x = lp.solve()
+    except ValidationError as exc:
+        raise SystemExit(f"error: {exc}") from None
     by_type: Counter[str] = Counter()
     for z, t in z_type.items():
-        by_type[t] += 4 * res.x[z]
+        by_type[t] += 4 * x[z]
     return {
-        "questions_bound": round(-res.fun, 1),
+        "questions_bound": round(4 * sum(x[z] for z in z_type), 1),
         "by_type": {t: round(v, 1) for t, v in sorted(by_type.items())},
         "candidates": n_cands,
         "variables": lp.n,
-        "rows": len(lp.ub_rhs) + lp.n_eq,
+        "rows": lp.n_rows,
     }
 
 

@@ -15,6 +15,7 @@ from curation.constraints import check_all, summarize
 from curation.generate import Generator, GeneratorConfig
 from curation.generation.candidates import Candidate
 from curation.generation.dx_exact import pack
+from curation.generation.flow import SparseModel
 from curation.generation.order import interleave
 from curation.generation.scarcity import Demand, scarce_types
 from curation.generation.sets import SetFormer
@@ -173,3 +174,22 @@ def test_demand_scarce_types_and_turn_order():
     streams = [("y", [q("y1"), q("y2")]), ("x", [q("x1"), q("x2")]), ("z", [q("z1")])]
     order = [r.question for r in interleave(streams, None, first=["x"])]
     assert order == ["x1", "x2", "y1", "z1", "y2"]
+
+
+def test_sparse_model_relaxation_integer_optimum_and_choice():
+    # three items pairwise in conflict: the relaxation takes half of each, the integer
+    # programme one of them
+    m = SparseModel()
+    xs = [m.var(weight=1.0) for _ in range(3)]
+    for i, j in ((0, 1), (1, 2), (0, 2)):
+        m.le(("conflict", i, j), xs[i])
+        m.le(("conflict", i, j), xs[j])
+    assert m.solve() == pytest.approx([0.5, 0.5, 0.5])
+    assert sorted(m.solve(integral=True)) == [0.0, 0.0, 1.0]
+    # a group takes one option: two columns under different options of one group
+    c = SparseModel()
+    a, b = c.var(weight=1.0), c.var(weight=2.0)
+    c.choice("patient", "ab", a)
+    c.choice("patient", "ac", b)
+    x = c.solve(integral=True)
+    assert (x[a], x[b]) == (0.0, 1.0) and c.n_rows == 3

@@ -10,6 +10,7 @@
 - :mod:`.scarcity`: demand-aware path choice and the types that form first;
 - :mod:`.order`: the turns the pools' set streams take;
 - :mod:`.dx_exact`: diagnosis pools packed exactly (an integer programme per pool);
+- :mod:`.flow`: the sparse linear / integer programme it and the volume bound are written in;
 - :mod:`.naive`: the release-style one-swap baseline;
 - :mod:`.rebalance`: dropping whole sets so splits and types keep their shares;
 - :mod:`.stats`: the figures of a run.
