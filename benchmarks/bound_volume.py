@@ -71,13 +71,13 @@ def packing_bound(gen: Generator, min_share: float = 0.0) -> dict:
                     a = p.anns[i]
                     y = lp.var()
                     terms.append((y, 1.0))
-                    for k in prof.couplings:
+                    for k in sorted(prof.couplings):
                         lp.le(("kc", a.path_id, k), y)
                     lp.le(("cap", p.qtype, a.path_id), y, rhs=cfg.max_per_path)
                     lp.le(("once", p.qtype, a.path_id, c.key), y)
-                    for f in prof.tested:
+                    for f in sorted(prof.tested):
                         testers[(unit(a, f), f)].append(y)
-                    for f in prof.given - prof.tested:
+                    for f in sorted(prof.given - prof.tested):
                         givers[(unit(a, f), f)].append(y)
                     if prof.dx_options is not None:  # one diagnosis list per patient
                         lp.choice(a.group, prof.dx_options, y)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from dataclasses import replace
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 import curation.generate as generate_module
@@ -121,11 +123,11 @@ def _dx_pool():
     profiles = {
         c.key: Profile(
             given=frozenset(),
-            tested=frozenset({DX, "f"}),
+            tested=frozenset({DX, finding[0]}),
             dx_options=frozenset(c.key),
-            couplings=frozenset({DX, "f@low"}),
+            couplings=frozenset({DX, finding}),
         )
-        for c in cands
+        for c, finding in zip(cands, ("f@low", "g@mid"), strict=True)
     }
     return SimpleNamespace(key="diagnosis/x/*/train", anns=anns), cands, profiles
 
@@ -193,3 +195,39 @@ def test_sparse_model_relaxation_integer_optimum_and_choice():
     c.choice("patient", "ac", b)
     x = c.solve(integral=True)
     assert (x[a], x[b]) == (0.0, 1.0) and c.n_rows == 3
+
+
+class _Ascending(frozenset):
+    """A frozenset that iterates in sorted order (as one hash seed might)."""
+
+    def __iter__(self):
+        return iter(sorted(frozenset.__iter__(self)))
+
+
+class _Descending(frozenset):
+    """A frozenset that iterates in reverse sorted order (as another might)."""
+
+    def __iter__(self):
+        return iter(sorted(frozenset.__iter__(self), reverse=True))
+
+
+def test_pack_builds_one_model_whatever_order_a_set_iterates_in(monkeypatch):
+    # the solver's answer depends on the order of the rows; a set's iteration order changes
+    # with PYTHONHASHSEED, so pack must not build rows in it (a 1,500-path run gave other
+    # diagnosis sets in another process before couplings were sorted)
+    pool, cands, profiles = _dx_pool()
+    built = []
+
+    def record(self, integral=False, options=None):
+        built.append((self._rhs, self._ub, self._eq, self.upper))
+        return np.zeros(self.n)
+
+    monkeypatch.setattr(SparseModel, "solve", record)
+    variants = [
+        {k: replace(p, couplings=kind(p.couplings)) for k, p in profiles.items()}
+        for kind in (_Ascending, _Descending)
+    ]
+    assert list(variants[0]["ab"].couplings) != list(variants[1]["ab"].couplings)
+    for profs in variants:
+        pack(pool, cands, lambda c, profs=profs: profs[c.key], random.Random(0), 4, 3)
+    assert built[0] == built[1]

@@ -68,7 +68,7 @@ def pack(
                 y = model.var(weight=scale * rng.random())
                 y_of.append((y, ci, k, i))
                 terms.append((y, 1.0))
-                for key in prof.couplings:
+                for key in sorted(prof.couplings):  # row order fixes the solve
                     model.le(("kc", a.path_id, key), y)
                 model.le(("cap", a.path_id), y, rhs=max_per_path)
                 model.le(("once", a.path_id, c.key), y)
