@@ -106,7 +106,7 @@ def packing_bound(gen: Generator, min_share: float = 0.0) -> dict:
     for z, t in z_type.items():
         by_type[t] += 4 * x[z]
     return {
-        "questions_bound": round(4 * sum(x[z] for z in z_type), 1),
+        "questions_bound": round(sum(by_type.values()), 1),
         "by_type": {t: round(v, 1) for t, v in sorted(by_type.items())},
         "candidates": n_cands,
         "variables": lp.n,

@@ -10,8 +10,8 @@ formation with a planned pair per patient reached about two thirds of this optim
 (seed 7: 172 of 220 questions over the same candidates).
 
 :func:`pack` solves that integer programme (:class:`.flow.SparseModel`, HiGHS). No time
-limit, so the result depends on nothing but its input; a relative gap of 1e-3 (a tenth of
-a question on the largest pools) keeps the number of sets optimal. Ties between optima
+limit, so the result depends on nothing but its input; a relative gap of 1e-3 (far less
+than one question on any pool) keeps the number of sets optimal. Ties between optima
 are broken by a seeded weight per path and slot pair, together less than one question, so
 which optimal packing is taken varies with the generator seed, not with anything the
 published rows show.

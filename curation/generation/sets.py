@@ -177,9 +177,9 @@ class SetFormer:
     def exact_sets(
         self, pool: Pool, cands: list[Candidate], rng: random.Random
     ) -> Iterator[list[Question]]:
-        """The sets of an optimal packing of a diagnosis pool (:mod:`.dx_exact`), in a
-        seeded order; each patient's pair is recorded in :attr:`dx_plan` (replacements
-        by :meth:`iter_sets` keep to it)."""
+        """The sets of an optimal packing of a diagnosis pool (:mod:`.dx_exact`; only
+        under the information budget), in a seeded order; each patient's pair is recorded
+        in :attr:`dx_plan` (replacements by :meth:`iter_sets` keep to it)."""
         qtype = TYPES[pool.qtype]
         planned = pack(
             pool, cands, lambda c: self.profile(c, pool), rng, self.max_per_path, self.per_pair
@@ -187,20 +187,18 @@ class SetFormer:
         for ps in planned:
             pair = self.profile(cands[ps.candidate], pool).dx_options
             for i in ps.paths:
-                if pair is not None:
-                    self.dx_plan[pool.anns[i].group] = pair
+                self.dx_plan[pool.anns[i].group] = pair
         rng.shuffle(planned)
         tids = template_ids(pool.qtype)
         for ps in planned:
             c = cands[ps.candidate]
             picks = [pool.anns[i] for i in ps.paths]
-            if self.enforce_budget:
-                prof = self.profile(c, pool)
-                for k, a in enumerate(picks):
-                    if self.ledger.budget.blocked(a, prof, picks[:k]) is not None:
-                        raise ValidationError(  # pragma: no cover - guards the packing
-                            f"internal: planned set of {c.key} breaks the budget on {a.path_id}"
-                        )
+            prof = self.profile(c, pool)
+            for k, a in enumerate(picks):
+                if self.ledger.budget.blocked(a, prof, picks[:k]) is not None:
+                    raise ValidationError(  # pragma: no cover - guards the packing
+                        f"internal: planned set of {c.key} breaks the budget on {a.path_id}"
+                    )
             yield self._make_set(pool, qtype, c, picks, rng, tids)
 
     def form_sets(
