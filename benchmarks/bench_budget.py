@@ -7,7 +7,8 @@ skipped, generation time, the three budget checkers (``premise_conflicts`` per p
 per patient, ``diagnosis_narrowing``, ``key_coupling``), and an independent leak check:
 
 - *premise leak*: a test-split row with an option ruled out by facts other questions of
-  its zoom path (or, for the diagnosis, of its patient) state as given;
+  its zoom path (or, for the diagnosis, of its patient) state as given, or by what those
+  imply through an exclusive pair (one feature present at a scale: the other absent);
 - *key leak*: a test-split row whose key would be fixed (one option left) or narrowed
   (an option ruled out) if another question of its path (diagnosis: its patient) were
   answered, i.e. by that question's given facts plus its key's claims.
@@ -37,6 +38,7 @@ from curation.budget import check_premise_conflicts, fact_of
 from curation.constraints import check_all, summarize
 from curation.generate import Generator, GeneratorConfig
 from curation.options import DX
+from curation.organs import get_organ
 from curation.records import QUESTION_TYPES, Question, read_questions
 from curation.simulate import simulate
 
@@ -70,8 +72,21 @@ def _ruled_out(q: Question, known: dict[tuple, bool]) -> int:
     return n
 
 
+def _with_exclusions(known: dict[tuple, bool], pairs: list[tuple[str, str]]) -> dict[tuple, bool]:
+    """``known`` plus what exclusive pairs imply: one feature present at a scale, the other
+    absent there."""
+    out = dict(known)
+    for f, t in known.items():
+        if t and len(f) == 2:
+            for a, b in pairs:
+                if f[0] in (a, b):
+                    out.setdefault((b if f[0] == a else a, f[1]), False)
+    return out
+
+
 def leak_check(questions: list[Question], split: str = "test") -> dict[str, Any]:
-    """Premise and key leaks of the rows of ``split`` from other rows of their path/patient."""
+    """Premise and key leaks of the rows of ``split`` from other rows of their path/patient
+    (what their facts imply through the organ's exclusive pairs included)."""
     by_path: dict[str, list[Question]] = defaultdict(list)
     by_patient: dict[str, list[Question]] = defaultdict(list)
     for q in questions:
@@ -96,6 +111,8 @@ def leak_check(questions: list[Question], split: str = "test") -> dict[str, Any]
                     if f[0] == DX:
                         for b in book:
                             b[f] = t
+        pairs = get_organ(q.organ).exclusive if q.organ else []
+        given, solved = _with_exclusions(given, pairs), _with_exclusions(solved, pairs)
         k = len(q.options)
         checks = {
             "premise_leak": _ruled_out(q, given) > 0,

@@ -5,8 +5,9 @@ or patient. Three rules close that, each a checker with the signature of
 :mod:`curation.constraints` (registered in ``check_all``), and each enforced by the
 generator as it forms sets (:mod:`curation.generation.budget`):
 
-- ``premise_conflicts``: a feature that any question states as given (its premise, or a
-  claim every option makes alike) is never a feature another question of the same zoom
+- ``premise_conflicts``: a feature that any question states as given (its premise, a
+  claim every option makes alike, or the exclusive partner of a feature it gives present,
+  absent there by logic) is never a feature another question of the same zoom
   path tests, and the diagnosis never one of the same patient (``scope="patient"``: no
   feature either, across the patient's paths). Compared at the feature level, across
   scales: "X at low power" and "X at medium power" inform each other.
@@ -94,7 +95,10 @@ def profile_of(
 ) -> Profile:
     """The profile of a question with ``premise`` claims and per-option claims.
 
-    Given: the premise's facts and every fact each option claims with the same truth value.
+    Given: the premise's facts and every fact each option claims with the same truth value,
+    and the partner of an exclusive pair whose other feature is given present at a scale
+    (it is then absent there: "flat urothelium at low power" gives "no papillary fronds at
+    low power").
     Tested: every other fact an option claims (its truth varies over the options, or some
     options do not claim it). Diagnosis options: the diagnoses the options name.
     ``exclusive``: the organ's exclusive feature pairs (for :attr:`Profile.couplings`).
@@ -109,19 +113,26 @@ def profile_of(
             if f not in seen:
                 count[f] += 1
                 seen.add(f)
+    premise = [list(c) for c in premise]
     given = {fact_of(c) for c in premise}
     constant = {f for f, t in truths.items() if len(t) == 1 and count[f] == len(options)}
     given |= constant
+    present = {fact_of(c) for c in premise if c[-1] is True}
+    present |= {f for f in constant if truths[f] == {True}}
     tested = set(truths) - constant
     dx = {str(f[1]) for f in truths if feature_of(f) == DX and len(f) > 1}
     tested_features = frozenset(feature_of(f) for f in tested)
     couplings = {k for f in tested for k in coupling_keys(f)}
+    given_features = {feature_of(f) for f in given}
     for a, b in exclusive:
         for f in tested:
             if len(f) == 2 and feature_of(f) in (a, b):
                 couplings.add(f"excl:{'|'.join(sorted((a, b)))}@{f[1]}")
+        for f in present:  # a given present at a scale gives its partner absent there
+            if len(f) == 2 and feature_of(f) in (a, b):
+                given_features.add(b if feature_of(f) == a else a)
     return Profile(
-        frozenset(feature_of(f) for f in given),
+        frozenset(given_features),
         tested_features,
         frozenset(dx) if dx else None,
         frozenset(couplings),
@@ -199,8 +210,9 @@ def check_premise_conflicts(
                     "premise_conflicts",
                     q.id,
                     f"tests {sorted({h[1] for h in hits})} on {where}, which question {gid} "
-                    f"(and {len(hits) - 1} other pairing(s)) states as given; a premise must "
-                    f"not be what another question of the path or patient asks",
+                    f"(and {len(hits) - 1} other pairing(s)) states as given (or absent by an "
+                    f"exclusive pair); a premise must not be what another question of the "
+                    f"path or patient asks",
                 )
             )
     return out

@@ -263,6 +263,22 @@ def test_premise_conflicts_plants_a_premise_another_question_tests():
     assert check_all([gives, apart], only=["premise_conflicts"]) == []
 
 
+def test_premise_conflicts_counts_the_exclusive_partner_of_a_given_finding():
+    # surface ulceration given at low power: hyperkeratosis (its exclusive partner) is then
+    # absent at low power, so another question of the path may not test it
+    gives = _claimed(
+        "p1", [["surface_ulceration", "low", True]], _square_claims(("a", "high"), ("b", "high"))
+    )
+    tests = _claimed("p1", [], _square_claims(("hyperkeratosis", "low"), ("c", "high")), qid="2")
+    for q in (gives, tests):
+        q.organ = "skin"
+    v = check_all([gives, tests], None, SKIN, only=["premise_conflicts"])
+    assert [x.question_id for x in v] == [tests.id] and "hyperkeratosis" in v[0].message
+    # given absent, nothing follows for the partner
+    gives.extra["premise"] = [["surface_ulceration", "low", False]]
+    assert check_all([gives, tests], None, SKIN, only=["premise_conflicts"]) == []
+
+
 def test_diagnosis_narrowing_plants_two_lists_on_one_patient():
     def dx(path, a, b, f, patient="pt1"):
         claims = [[["@dx", d, True], [f, "high", t]] for d in (a, b) for t in (True, False)]
