@@ -416,6 +416,9 @@ def format_table(report: dict[str, Any]) -> str:
                 if above
                 else "no learned cell is above its 95th percentile"
             )
+            + f" ({len(above)} of {len(nul['cells'])} learned cells; about 1 in 20 lands "
+            f"above it by chance, and {nul['k']} refits cannot give p below "
+            f"{1 / (nul['k'] + 1):.2f})"
         )
     lines.extend(f"note: {n}" for n in report.get("notes", []))
     return "\n".join(lines)

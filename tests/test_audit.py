@@ -229,6 +229,9 @@ def test_permutation_null_calibrates_learned_cells():
     cell = next(c for c in leak["null"]["cells"] if c["question_type"] == "all")
     assert cell["observed"] > 0.8 and cell["null_p95"] < 0.5 and cell["p"] == 0.25
     assert "cells above it" in format_table(leak)
+    n_cells = len(leak["null"]["cells"])
+    assert f"of {n_cells} learned cells" in format_table(leak)
+    assert "cannot give p below 0.25" in format_table(leak)
     row = next(r for r in leak["table"] if r["question_type"] == "all")
     assert row["null_p"] == 0.25
     clean = audit(square, [BagOfWordsOptions()], null=3, dataset_level=False)
