@@ -117,7 +117,7 @@ def profile_of(
     given = {fact_of(c) for c in premise}
     constant = {f for f, t in truths.items() if len(t) == 1 and count[f] == len(options)}
     given |= constant
-    present = {fact_of(c) for c in premise if c[-1] is True}
+    present = {fact_of(c) for c in premise if bool(c[-1])}
     present |= {f for f in constant if truths[f] == {True}}
     tested = set(truths) - constant
     dx = {str(f[1]) for f in truths if feature_of(f) == DX and len(f) > 1}
