@@ -42,7 +42,7 @@ from curation.errors import ValidationError
 from curation.generate import Generator, GeneratorConfig
 from curation.generation.budget import BudgetLedger
 from curation.generation.candidates import Families, find_candidates
-from curation.generation.flow import SparseModel
+from curation.generation.flow import SparseModel, add_candidate
 from curation.generation.pools import build_pools
 from curation.generation.sets import candidate_profile
 
@@ -62,26 +62,14 @@ def packing_bound(gen: Generator, min_share: float = 0.0) -> dict:
         for c in find_candidates(p, fams, cfg.pmin, set(), cfg.max_length_spread):
             n_cands += 1
             prof = candidate_profile(c, p.organ)
-            z = lp.var(upper=cfg.max_sets_per_pair, weight=4.0)
+            z, shares = add_candidate(lp, p, c, prof, cfg.max_sets_per_pair, cfg.max_per_path)
             z_type[z] = p.qtype
-            lp.le(("pair", p.key, c.key), z, rhs=cfg.max_sets_per_pair)
-            for cell in c.cells:
-                terms = [(z, -1.0)]
-                for i in cell:
-                    a = p.anns[i]
-                    y = lp.var()
-                    terms.append((y, 1.0))
-                    for k in sorted(prof.couplings):
-                        lp.le(("kc", a.path_id, k), y)
-                    lp.le(("cap", p.qtype, a.path_id), y, rhs=cfg.max_per_path)
-                    lp.le(("once", p.qtype, a.path_id, c.key), y)
-                    for f in sorted(prof.tested):
-                        testers[(unit(a, f), f)].append(y)
-                    for f in sorted(prof.given - prof.tested):
-                        givers[(unit(a, f), f)].append(y)
-                    if prof.dx_options is not None:  # one diagnosis list per patient
-                        lp.choice(a.group, prof.dx_options, y)
-                lp.eq(terms)
+            for y, _, i in shares:
+                a = p.anns[i]
+                for f in sorted(prof.tested):
+                    testers[(unit(a, f), f)].append(y)
+                for f in sorted(prof.given - prof.tested):
+                    givers[(unit(a, f), f)].append(y)
     # premise conflicts: g >= every pure giver's share, g + testers' shares <= 1
     for unit_f, gs in givers.items():
         ts = testers.get(unit_f)

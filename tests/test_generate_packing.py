@@ -129,7 +129,7 @@ def _dx_pool():
         )
         for c, finding in zip(cands, ("f@low", "g@mid"), strict=True)
     }
-    return SimpleNamespace(key="diagnosis/x/*/train", anns=anns), cands, profiles
+    return SimpleNamespace(key="diagnosis/x/*/train", qtype="diagnosis", anns=anns), cands, profiles
 
 
 def test_pack_finds_the_optimum_the_first_lock_misses_and_seeds_break_ties():

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from curation.budget import Profile
 from curation.errors import ValidationError
 from curation.generation.candidates import Candidate
-from curation.generation.flow import SparseModel
+from curation.generation.flow import SparseModel, add_candidate
 from curation.generation.pools import Pool
 
 
@@ -58,22 +58,11 @@ def pack(
         prof = profile(c)
         if prof.given or prof.dx_options is None:
             raise ValidationError(f"internal: {c.key} is not a diagnosis candidate")
-        z = model.var(upper=per_pair, weight=4.0)
+        z, shares = add_candidate(
+            model, pool, c, prof, per_pair, max_per_path, lambda: scale * rng.random()
+        )
         z_cols.append(z)
-        model.le(("pair", c.key), z, rhs=per_pair)
-        for k, cell in enumerate(c.cells):
-            terms = [(z, -1.0)]
-            for i in cell:
-                a = pool.anns[i]
-                y = model.var(weight=scale * rng.random())
-                y_of.append((y, ci, k, i))
-                terms.append((y, 1.0))
-                for key in sorted(prof.couplings):  # row order fixes the solve
-                    model.le(("kc", a.path_id, key), y)
-                model.le(("cap", a.path_id), y, rhs=max_per_path)
-                model.le(("once", a.path_id, c.key), y)
-                model.choice(a.group, prof.dx_options, y)
-            model.eq(terms)
+        y_of.extend((y, ci, k, i) for y, k, i in shares)
     if not z_cols:
         return []
     x = model.solve(integral=True, options={"mip_rel_gap": 1e-3})

@@ -7,18 +7,23 @@ by name (the first use fixes the right-hand side) and ``== 0`` rows are given wh
 :meth:`SparseModel.solve` maximises the weighted sum with HiGHS: the linear relaxation
 (``scipy.optimize.linprog``) or, with ``integral=True``, the integer programme
 (``scipy.optimize.milp``, no time limit, so the result depends on nothing but the model).
+:func:`add_candidate` writes one candidate slot pair's columns and rows, the part both
+problems share.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse import coo_matrix
 
+from curation.budget import Profile
 from curation.errors import ValidationError
+from curation.generation.candidates import Candidate
+from curation.generation.pools import Pool
 
 
 class SparseModel:
@@ -108,3 +113,40 @@ class SparseModel:
         if res.x is None:
             raise ValidationError(f"the packing programme did not solve: {res.message}")
         return np.asarray(res.x)
+
+
+def add_candidate(
+    model: SparseModel,
+    pool: Pool,
+    cand: Candidate,
+    prof: Profile,
+    per_pair: int,
+    max_per_path: int,
+    share_weight: Callable[[], float] | None = None,
+) -> tuple[int, list[tuple[int, int, int]]]:
+    """One candidate slot pair of ``pool`` in flow form: ``z`` sets (at most ``per_pair``,
+    worth 4 questions each) and per member path of each value cell a share ``y``, the cell's
+    shares summing to ``z``; each share within the path's key couplings, ``max_per_path``
+    questions of the type, once per slot pair, and (diagnosis) one list per patient.
+
+    ``share_weight()``: each share's objective weight (tie-breaks; None: 0). Returns the
+    ``z`` column and ``(y column, cell, path index)`` per share, in creation order.
+    """
+    z = model.var(upper=per_pair, weight=4.0)
+    model.le(("pair", pool.key, cand.key), z, rhs=per_pair)
+    shares: list[tuple[int, int, int]] = []
+    for k, cell in enumerate(cand.cells):
+        terms = [(z, -1.0)]
+        for i in cell:
+            a = pool.anns[i]
+            y = model.var(weight=share_weight() if share_weight is not None else 0.0)
+            shares.append((y, k, i))
+            terms.append((y, 1.0))
+            for key in sorted(prof.couplings):  # row order fixes the solve
+                model.le(("kc", a.path_id, key), y)
+            model.le(("cap", pool.qtype, a.path_id), y, rhs=max_per_path)
+            model.le(("once", pool.qtype, a.path_id, cand.key), y)
+            if prof.dx_options is not None:  # one diagnosis list per patient
+                model.choice(a.group, prof.dx_options, y)
+        model.eq(terms)
+    return z, shares
