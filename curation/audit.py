@@ -25,7 +25,7 @@ from curation.adversaries import (
     cross_fit_scores,
     default_battery,
 )
-from curation.audit_null import permutation_null
+from curation.audit_null import null_summary, permutation_null
 from curation.errors import ConfigError
 from curation.joint_decoding import JointDecoder, assignment_chance, decode_sets
 from curation.records import QUESTION_TYPES, Question, set_rows
@@ -400,25 +400,8 @@ def format_table(report: dict[str, Any]) -> str:
             f"{name}: {stats.get('unparseable', 0)} unparseable answer(s) of "
             f"{stats.get('answers', 0)}, counted wrong"
         )
-    nul = report.get("null")
-    if nul:
-        above = [c for c in nul["cells"] if c["observed"] > c["null_p95"] + 1e-9]
-        lines.append(
-            f"permutation null ({nul['k']} refits on keys permuted within sets, "
-            f"{nul['mode']}): "
-            + (
-                "cells above its 95th percentile: "
-                + ", ".join(
-                    f"{c['adversary']} on {c['question_type']} {c['observed']:.1%} "
-                    f"(null 95th percentile {c['null_p95']:.1%}, p {c['p']:.2f})"
-                    for c in above
-                )
-                if above
-                else "no learned cell is above its 95th percentile"
-            )
-            + f" ({len(above)} of {len(nul['cells'])} learned cells; about 1 in 20 lands "
-            f"above it by chance, and {nul['k']} refits cannot give p below "
-            f"{1 / (nul['k'] + 1):.2f})"
-        )
+    line = null_summary(report)
+    if line:
+        lines.append(line)
     lines.extend(f"note: {n}" for n in report.get("notes", []))
     return "\n".join(lines)

@@ -131,3 +131,27 @@ def permutation_null(
             }
         )
     return {"k": k, "mode": "train/test" if train is not None else "cross-fitted", "cells": cells}
+
+
+def null_summary(report: dict[str, Any]) -> str | None:
+    """One line on the permutation null of an audit report (None when it has none): the
+    learned cells above their null's 95th percentile, and what that figure can mean."""
+    nul = report.get("null")
+    if not nul:
+        return None
+    above = [c for c in nul["cells"] if c["observed"] > c["null_p95"] + 1e-9]
+    return (
+        f"permutation null ({nul['k']} refits on keys permuted within sets, {nul['mode']}): "
+        + (
+            "cells above its 95th percentile: "
+            + ", ".join(
+                f"{c['adversary']} on {c['question_type']} {c['observed']:.1%} "
+                f"(null 95th percentile {c['null_p95']:.1%}, p {c['p']:.2f})"
+                for c in above
+            )
+            if above
+            else "no learned cell is above its 95th percentile"
+        )
+        + f" ({len(above)} of {len(nul['cells'])} learned cells; about 1 in 20 lands above it "
+        f"by chance, and {nul['k']} refits cannot give p below {1 / (nul['k'] + 1):.2f})"
+    )

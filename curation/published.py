@@ -9,13 +9,14 @@ rows of a group by their position, as an attacker reading the file in order woul
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from curation.records import Question
+from curation.records import SPLITS, Question
 
 PUBLISHED_FIELDS: tuple[str, ...] = (
     "id",
@@ -60,13 +61,41 @@ class PublicRow:
 
 
 def public_rows(questions: Sequence[Question]) -> list[PublicRow]:
-    """The published view of ``questions``, in order (positions 0, 1, ...)."""
+    """The published view of ``questions``, in order; a row's position counts the rows of
+    its split before it (0, 1, ... per split, as in the split's shards)."""
     out = []
-    for i, q in enumerate(questions):
+    seen: dict[str, int] = defaultdict(int)
+    for q in questions:
         values = {f: getattr(q, f) for f in PUBLISHED_FIELDS}
         values["options"] = tuple(q.options)
-        out.append(PublicRow(position=i, **values))
+        out.append(PublicRow(position=seen[q.split], **values))
+        seen[q.split] += 1
     return out
+
+
+def order_key(path_id: str, row_id: str, seed: int) -> tuple[str, str]:
+    """Where a row goes in its split as published: its zoom path in a seeded order of path
+    ids, then the row in a seeded order of ids. It reads ``seed``, the path id and the row
+    id only: never the answer, the options, their positions or a set's cells."""
+
+    def rank(kind: str, text: str) -> str:
+        return hashlib.sha256(f"scale-vqa-row-order:{seed}:{kind}:{text}".encode()).hexdigest()
+
+    return rank("path", path_id or row_id), rank("row", row_id)
+
+
+def published_order(questions: Sequence[Question], seed: int) -> list[Question]:
+    """``questions`` in the order a build publishes them: split by split (train, validation,
+    test), each split in :func:`order_key` order."""
+    split_rank = {s: i for i, s in enumerate(SPLITS)}
+    return sorted(
+        questions,
+        key=lambda q: (
+            split_rank.get(q.split, len(SPLITS)),
+            q.split,
+            *order_key(q.path_id, q.id, seed),
+        ),
+    )
 
 
 def groups_of(rows: Sequence[PublicRow], column: str) -> dict[str, list[int]]:

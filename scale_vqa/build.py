@@ -34,6 +34,7 @@ from typing import Any
 
 from curation.errors import ConfigError, InputError, ValidationError
 from curation.io import atomic_write_text, file_sha256
+from curation.published import order_key
 from scale_vqa.card import CardInfo, DatasetStats, render_card
 from scale_vqa.outdir import staged_output
 from scale_vqa.schema import COLUMNS, Row, validate_row
@@ -138,18 +139,10 @@ def _image_key(img: Any) -> Any:
 
 
 def order_rows(rows: Sequence[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
-    """Rows grouped by zoom path: paths in a seeded order, a path's rows by a seeded hash of id.
-
-    The order depends on ``seed``, ``path_id`` and ``id`` only: never on the answer, the
-    options, their positions or which cell of a complementary set a path got.
-    """
-
-    def rank(kind: str, text: str) -> str:
-        return hashlib.sha256(f"scale-vqa-row-order:{seed}:{kind}:{text}".encode()).hexdigest()
-
-    return sorted(
-        rows, key=lambda r: (rank("path", r.get("path_id") or r["id"]), rank("row", r["id"]))
-    )
+    """Rows grouped by zoom path: paths in a seeded order, a path's rows by a seeded hash of id
+    (:func:`curation.published.order_key`: never the answer, the options, their positions or
+    which cell of a complementary set a path got)."""
+    return sorted(rows, key=lambda r: order_key(r.get("path_id") or "", r["id"], seed))
 
 
 def _run_cost(rows: Sequence[dict[str, Any]], seen: set[Any]) -> tuple[int, set[Any]]:

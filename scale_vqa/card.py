@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from curation.audit_null import null_summary
 from curation.errors import ConfigError
 from curation.records import QUESTION_TYPES
 
@@ -348,6 +349,15 @@ def _audit_section(audit: Any) -> str:
             + ".",
         ]
     mark = {a: f"{a}*" for a in dataset}
+    null_line = null_summary(dict(audit)) if isinstance(audit, Mapping) else None
+    if null_line:
+        parts += [
+            "",
+            f"A learned adversary is refitted on keys permuted within each complementary set "
+            f"(what it reaches on data with no signal): columns `null_p95` (the 95th percentile "
+            f"of those refits) and `null_p`. {null_line[:1].upper()}{null_line[1:]}.",
+        ]
+        cols = [*cols, "null_p95", "null_p"]
     if overall:
         parts += [
             "",
@@ -356,7 +366,7 @@ def _audit_section(audit: Any) -> str:
             md_table(
                 cols,
                 [
-                    [f"**{mark.get(r['adversary'], r['adversary'])}**", *(r[c] for c in cols[1:])]
+                    [f"**{mark.get(r['adversary'], r['adversary'])}**", *_cells(r, cols)]
                     for r in overall
                 ],
             ),
@@ -368,13 +378,15 @@ def _audit_section(audit: Any) -> str:
             "",
             md_table(
                 cols,
-                [
-                    [mark.get(r["adversary"], r["adversary"]), *(r[c] for c in cols[1:])]
-                    for r in per_type
-                ],
+                [[mark.get(r["adversary"], r["adversary"]), *_cells(r, cols)] for r in per_type],
             ),
         ]
     return "\n".join(parts)
+
+
+def _cells(row: Mapping[str, Any], cols: Sequence[str]) -> list[Any]:
+    """A table row's cells after the adversary ("" where a rule-based row has no null)."""
+    return [row.get(c, "") for c in cols[1:]]
 
 
 def _clinical_validation_section(cv: Mapping[str, Any] | None) -> str:

@@ -102,6 +102,14 @@ class ScreenConfig:
 
 
 @dataclass
+class AuditConfig:
+    """The card's leakage audit: ``null_refits`` refits of each learned adversary on keys
+    permuted within sets (:func:`curation.audit_null.permutation_null`; 0 = none)."""
+
+    null_refits: int = 0
+
+
+@dataclass
 class EvidenceConfig:
     """How raw annotations (free text, captions) become feature ids (curation.evidence)."""
 
@@ -155,6 +163,7 @@ class BuildConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     seed: int = 0
     screen: ScreenConfig = field(default_factory=ScreenConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     reword: LLMEndpoint | None = None  # optional: reword each set after generation
     output: Path = Path("dataset")
     work: Path = Path("work")
@@ -499,6 +508,9 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
         flag=flag,
     )
     sc.finish()
+    au = r.sub("audit")
+    audit = AuditConfig(null_refits=au.integer("null_refits", 0, minimum=0))
+    au.finish()
 
     output = _resolve(base, r.string("output", "dataset"))
     work = _resolve(base, r.string("work", "work"))
@@ -544,6 +556,7 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
         split=split,
         seed=seed,
         screen=screen,
+        audit=audit,
         reword=reword,
         output=output,
         work=work,

@@ -387,6 +387,22 @@ def _check_config(out: Path, config: ExtractConfig, extra: dict[str, Any]) -> No
         atomic_write_text(path, wanted)
 
 
+def check_extraction_folder(out: Path) -> None:
+    """Refuse an output that is a file, or a folder of files no extraction wrote.
+
+    Extraction resumes into its folder and clears ``images/<slide>/`` of each slide it
+    (re)does, so it writes only into a new or empty folder or one it made (``.parts/``).
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output {out} is a file; give a folder for the crops")
+    if out.is_dir() and not (out / PARTS).is_dir() and any(out.iterdir()):
+        raise ConfigError(
+            f"output folder {out} holds files that no extraction wrote (no {PARTS}/ in it); "
+            f"extraction writes crops there and replaces {IMAGES}/<slide>/ folders, so it "
+            "only resumes into a folder it made: choose a new or empty folder"
+        )
+
+
 def _clean_tmp(out: Path) -> None:
     """Remove temporary files an interrupted atomic write may have left."""
     for folder in (out, out / PARTS):
@@ -422,6 +438,7 @@ def extract_slides(
 
     config = config or ExtractConfig()
     out = Path(out_dir)
+    check_extraction_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = find_slides(slides)
     failures: list[dict[str, str]] = []

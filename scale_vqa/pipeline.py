@@ -419,7 +419,8 @@ def _run_stages(
             "audit",
             questions.stage_audit,
             [ctx.audit],
-            settings={"screen": d["screen"], "seed": cfg.seed},
+            settings={"screen": d["screen"], "seed": cfg.seed}
+            | _when(cfg.audit.null_refits > 0, {"audit": d["audit"]}),
             upstream=["screen"],
         )
         publish.collect_counts(ctx)

@@ -37,6 +37,9 @@ def test_published_view_has_no_answer_or_rationale():
     assert not hasattr(rows[0], "answer") and not hasattr(rows[0], "rationale")
     assert [r.position for r in rows] == list(range(len(qs)))
     assert rows[3].options == tuple(qs[3].options)
+    # a position counts the rows of the row's own split, as in that split's shards
+    mixed = [dataclasses.replace(q, split="test" if i % 2 else "train") for i, q in enumerate(qs)]
+    assert [r.position for r in public_rows(mixed)] == [i // 2 for i in range(len(qs))]
 
 
 def test_meta_hash_finds_ids_hashed_with_the_answer_and_nothing_in_content_ids():

@@ -145,3 +145,36 @@ def test_build_killed_mid_run_resumes_to_the_same_bytes(demo, tmp_path):
     res = run_pipeline(demo_config(out, work), quiet=True)
     assert [r.name for r in res.reports if r.skipped] == ["annotations", "split"]
     assert _digests(out) == _digests(out1)
+
+
+def test_card_audit_reads_the_published_rows_in_their_order(demo):
+    """The card's audit scores the rows as a user reads them: the published splits in their
+    shards' order (row position is one of the things an adversary reads), so the card's
+    figures are those of ``scale-vqa audit`` on the folder; and it shows the permutation null."""
+    import json
+
+    from curation.adversaries import make_adversaries
+    from curation.audit import audit
+    from curation.published import published_order
+    from curation.records import read_questions
+    from scale_vqa.commands.audit import load_questions
+
+    out, _ = demo
+    work = out.parent / f"{out.name}-work"
+    screened = list(read_questions(work / "screened.jsonl"))
+    published = load_questions(out)
+    assert [q.id for q in published] == [q.id for q in published_order(screened, 0)]
+    assert [q.id for q in published] != [q.id for q in screened]  # the order did change
+    card = json.loads((work / "audit.json").read_text(encoding="utf-8"))
+    names = ["meta-lr", "context-lr"]
+    again = audit(published, adversaries=make_adversaries(names), seed=0, dataset_level=False)
+    cells = {(r["adversary"], r["question_type"]): r["accuracy"] for r in again["table"]}
+    mine = {
+        (r["adversary"], r["question_type"]): r["accuracy"]
+        for r in card["table"]
+        if r["adversary"] in names
+    }
+    assert mine == cells
+    assert card["null"]["k"] == 99 and all("null_p" in r for r in card["table"] if r["learned"])
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert "| null_p95 | null_p |" in readme and "Permutation null (99 refits" in readme

@@ -183,6 +183,33 @@ def test_rerun_with_other_settings_is_refused(
     assert "other settings" in capsys.readouterr().err
 
 
+def test_folder_of_other_files_is_refused_and_left_as_it_was(
+    cmu_slide: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A user folder that happens to hold images/<slide>/ is never cleared: extraction
+    writes only into a new or empty folder, or one it made itself."""
+    mine = tmp_path / "mine"
+    keep = mine / "images" / "CMU-1-Small-Region" / "my-notes.txt"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("my own file\n")
+    assert main(["extract", str(cmu_slide), "--out", str(mine), *ARGS]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: output folder") and "no extraction wrote" in err
+    assert "Traceback" not in err
+    assert sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*")) == [
+        "images",
+        "images/CMU-1-Small-Region",
+        "images/CMU-1-Small-Region/my-notes.txt",
+    ]
+    assert keep.read_text() == "my own file\n"
+    (tmp_path / "f").write_text("x")
+    assert main(["extract", str(cmu_slide), "--out", str(tmp_path / "f"), *ARGS]) == 1
+    assert "is a file" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["extract", str(cmu_slide), "--out", str(empty), *ARGS]) == 0
+
+
 def test_annotations_give_centres(slide_dir: Path, tmp_path: Path) -> None:
     ann = tmp_path / "ann.jsonl"
     lines = [

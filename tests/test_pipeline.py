@@ -54,6 +54,8 @@ def test_config_defaults_and_relative_paths(tmp_path):
             "'generation.question_types'",
         ),
         ("annotations: [ann.jsonl\n", "not valid YAML"),
+        ("annotations: ann.jsonl\naudit: {null_refits: -1}\n", "'audit.null_refits'"),
+        ("annotations: ann.jsonl\naudit: {refits: 9}\n", "'audit.refits'"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, text, needle):

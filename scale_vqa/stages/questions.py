@@ -132,10 +132,18 @@ def _screen(ctx: RebuildContext, qs: list[Any]) -> Any:
 
 
 def stage_audit(ctx: RebuildContext) -> None:
-    """Leakage audit of the screened questions (the rows to be built) -> audit.json."""
+    """Leakage audit of the screened questions (the rows to be built), in the order the
+    build publishes them (split by split, each in its shards' order) -> audit.json."""
     from curation.audit import audit
+    from curation.published import published_order
     from curation.records import read_questions
 
-    qs = list(read_questions(ctx.screened))
-    report = audit(qs, adversaries=adversaries(ctx), seed=ctx.cfg.seed, dataset_level=True)
+    qs = published_order(list(read_questions(ctx.screened)), ctx.cfg.seed)
+    report = audit(
+        qs,
+        adversaries=adversaries(ctx),
+        seed=ctx.cfg.seed,
+        dataset_level=True,
+        null=ctx.cfg.audit.null_refits,
+    )
     write_json(ctx.audit, report)
