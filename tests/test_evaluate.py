@@ -355,6 +355,17 @@ def test_cli_writes_report_and_table(tmp_path, dataset_dir, capsys):
     assert report["n"] == 8 and report["split"] == "test" and report["limit"] == 8
     assert set(report["conditions"]) == {"full", "blind", "single:1", "single:2", "single:3"}
     assert (tmp_path / "o" / "cache" / "llm").is_dir()
+    # a rerun replaces its own report; another model's run never replaces it
+    before = (tmp_path / "o" / "report.json").read_bytes()
+    with OpenAIServer(responder=seeing_responder()) as server:
+        args = ["evaluate", str(dataset_dir), "--controls", "full", "--limit", "8", "--out",
+                str(tmp_path / "o"), "--quiet", "--llm"]  # fmt: skip
+        assert main([*args, f"base_url={server.base_url},model=other"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and "is the report of model 'vlm'" in err
+        assert "give another --out folder" in err
+        assert (tmp_path / "o" / "report.json").read_bytes() == before
+        assert main([*args, f"base_url={server.base_url},model=vlm"]) == 0
 
 
 def test_cli_errors(tmp_path, dataset_dir, capsys):

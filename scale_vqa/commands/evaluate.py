@@ -104,6 +104,29 @@ def _check_model_arg(model: str) -> None:
         )
 
 
+def _check_report_slot(path: Path, model: str, dataset: str, split: str) -> None:
+    """Refuse to replace the report of another model, dataset or split (a rerun of the same
+    evaluation replaces its own report; predictions of several models share one file)."""
+    import json
+
+    from curation.errors import ConfigError
+
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # not a report this command wrote: it is replaced
+    if not isinstance(old, dict):
+        return
+    was = (old.get("model"), old.get("dataset"), old.get("split"))
+    if was != (model, dataset, split):
+        raise ConfigError(
+            f"{path} is the report of model {was[0]!r} on {was[1]} [{was[2]}]; this run "
+            f"({model!r} on {dataset} [{split}]) would replace it: give another --out folder"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the split, build the predictor, evaluate, write the report and print the table."""
     from baselines.evaluate import evaluate, format_table, load_split
@@ -139,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
             args.model, max_new_tokens=args.max_new_tokens
         )
         out = args.out or Path(f"eval-{_slug(predictor.name)}")
+    _check_report_slot(out / "report.json", predictor.name, str(args.dataset), args.split)
     report = evaluate(
         ds,
         predictor,
