@@ -151,7 +151,7 @@ def split_report(questions: Iterable[Question]) -> dict[str, Any]:
 
 def format_split_table(report: dict[str, Any]) -> str:
     """The split x type table of :func:`split_report` as aligned text."""
-    header = f"{'split':<11}" + "".join(f"{t[:13]:>15}" for t in QUESTION_TYPES) + f"{'total':>8}"
+    header = f"{'split':<11}" + "".join(f"{t:>15}" for t in QUESTION_TYPES) + f"{'total':>8}"
     lines = [header]
     for s, row in report["by_split_type"].items():
         cells = "".join(f"{row.get(t, 0):>15}" for t in QUESTION_TYPES)

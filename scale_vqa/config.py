@@ -7,6 +7,7 @@ rejected; each error names the file, the key and what to write instead. See
 
 from __future__ import annotations
 
+import difflib
 import glob
 import itertools
 import math
@@ -234,6 +235,7 @@ class _Reader:
         return default if value is None else value
 
     def has(self, name: str) -> bool:
+        self.seen.add(name)  # a key read only when present is still a known key
         return self.data.get(name) is not None
 
     def sub(self, name: str) -> _Reader:
@@ -287,8 +289,15 @@ class _Reader:
         if unknown:
             known = ", ".join(f"'{self.prefix}{k}'" for k in sorted(self.seen))
             names = ", ".join(f"'{self.prefix}{k}'" for k in unknown)
+            close = {
+                k: m[0] for k in unknown if (m := difflib.get_close_matches(k, self.seen, 1, 0.75))
+            }
+            hint = "".join(
+                f" (did you mean '{self.prefix}{m}' for '{self.prefix}{k}'?)"
+                for k, m in close.items()
+            )
             raise ConfigError(
-                f"{self.where}: unknown key(s) {names}; remove or rename them "
+                f"{self.where}: unknown key(s) {names}{hint}; remove or rename them "
                 f"(known keys here: {known})"
             )
 

@@ -16,6 +16,11 @@
 - :func:`export_lmms_eval`: an lmms-eval task folder for ``--include_path``: the task YAML
   (``scale_vqa``), its blind sibling (``scale_vqa_blind``, no images), a group of both, and
   ``utils.py`` (:mod:`scale_vqa.lmms_eval_task`, copied verbatim).
+
+Neither replaces what it did not write: a TSV is replaced only when its first line is the
+header an export writes (:func:`is_export_tsv`), a folder only when it holds
+:data:`TASK_MARKER`. A split whose answers are withheld (a hidden-test build) is exported
+with an empty ``answer``, and :attr:`ExportResult.warnings` says it cannot be scored.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +45,10 @@ POINTER_MAX = 64
 """VLMEvalKit reads an ``image`` value of at most this many characters as a row index."""
 TASK_MARKER = ".scale_vqa_export.json"
 """File that marks a folder as written by :func:`export_lmms_eval` (safe to replace)."""
+TSV_HEAD: tuple[str, ...] = ("index", "image", "image_path", "question", "hint")
+TSV_TAIL: tuple[str, ...] = ("answer", "category", "split", "id", "set_id")
+"""The TSV's columns: :data:`TSV_HEAD`, one per option letter (``A``, ``B``, ...), then these."""
+_TSV_HEADER = re.compile("\t".join(TSV_HEAD) + r"(\t[A-Z])+\t" + "\t".join(TSV_TAIL) + "\n")
 
 
 @dataclass
@@ -50,6 +60,40 @@ class ExportResult:
     images: int = 0
     pointers: int = 0
     files: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """What makes the export misleading (answers withheld); the CLI prints each."""
+
+
+def _not_ours(out: Path, what: str) -> InputError:
+    return InputError(
+        f"{out}: exists and was not written by `scale-vqa export`; give a new {what} or move "
+        "it away first (nothing was replaced)"
+    )
+
+
+def is_export_tsv(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a file whose first line is the header :func:`export_vlmevalkit`
+    writes (so an export may replace it)."""
+    try:
+        with Path(path).open("rb") as fh:
+            first = fh.readline(4096)
+    except OSError:
+        return False
+    return _TSV_HEADER.fullmatch(first.decode("utf-8", "replace")) is not None
+
+
+def withheld_warnings(ds: Any, source: Any, split: str, harness: str) -> tuple[str, ...]:
+    """A warning when rows of the split have no answer (a hidden-test build), else none."""
+    from baselines.answer_key import HIDDEN_NOTE, hidden_rows
+
+    n = hidden_rows(ds["answer"])
+    if not n:
+        return ()
+    return (
+        f"{source} split {split!r}: {n} of {len(ds)} row(s) have no answer: {HIDDEN_NOTE}. "
+        f"The export's answer is empty in those rows, so {harness} cannot score them without "
+        "the key (every reply would count as wrong)",
+    )
 
 
 def _split(source: str | os.PathLike[str], split: str) -> Any:
@@ -120,15 +164,9 @@ def vlmevalkit_rows(ds: Any, split: str) -> Iterator[dict[str, Any]]:
             "hint": _hint(mags, len(blobs)),
         }
         out.update({LETTERS[i]: options[i] if i < len(options) else "" for i in range(n_letters)})
-        out.update(
-            {
-                "answer": row["answer"],
-                "category": row["question_type"],
-                "split": split,
-                "id": row.get("id", ""),
-                "set_id": row.get("set_id", "") or "",
-            }
-        )
+        tail = (row["answer"], row["question_type"], split, row.get("id", ""),
+                row.get("set_id", "") or "")  # fmt: skip
+        out.update(zip(TSV_TAIL, tail, strict=True))
         yield out
 
 
@@ -145,16 +183,20 @@ def export_vlmevalkit(
     """Write one split of ``source`` (a dataset folder or Hub id) as a VLMEvalKit MCQ TSV.
 
     Written atomically; the same dataset gives the same bytes. The VLMEvalKit dataset name
-    is the file's stem (place it as ``$LMUData/<stem>.tsv``).
+    is the file's stem (place it as ``$LMUData/<stem>.tsv``). An existing ``out`` is
+    replaced only when an export wrote it (:func:`is_export_tsv`).
     """
     out = Path(out)
     if out.suffix != ".tsv":
         raise InputError(
             f"{out}: VLMEvalKit reads <NAME>.tsv from $LMUData; give --out a path ending in .tsv"
         )
+    if out.exists() and not is_export_tsv(out):
+        raise _not_ours(out, ".tsv path")
     ds = _split(source, split)
     if len(ds) == 0:
         raise InputError(f"{source}: split {split!r} has no rows to export")
+    warnings = withheld_warnings(ds, source, split, "VLMEvalKit")
     fh, tmp = _atomic_file(out)
     rows = images = pointers = 0
     try:
@@ -171,11 +213,13 @@ def export_vlmevalkit(
                     pointers += 1
                 else:
                     images += row["image_path"].count(".png")
+        if out.exists() and not is_export_tsv(out):  # it may have appeared meanwhile
+            raise _not_ours(out, ".tsv path")
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return ExportResult(out, rows, images=images, pointers=pointers)
+    return ExportResult(out, rows, images=images, pointers=pointers, warnings=warnings)
 
 
 # ------------------------------------------------------------------------------ lmms-eval
@@ -250,8 +294,6 @@ def export_lmms_eval(
     names (default: ``source``, made absolute when it is a local folder). A folder at
     ``out`` is replaced only if an earlier export wrote it.
     """
-    import re
-
     from curation.io import atomic_dir
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", task):
@@ -259,6 +301,7 @@ def export_lmms_eval(
     ds = _split(source, split)
     if len(ds) == 0:
         raise InputError(f"{source}: split {split!r} has no rows to export")
+    warnings = withheld_warnings(ds, source, split, "lmms-eval")
     if dataset_path is None:
         text = str(source)
         dataset_path = text if _is_hub_id(text) else str(Path(text).resolve())
@@ -266,10 +309,7 @@ def export_lmms_eval(
     if out.exists() and (
         not out.is_dir() or (any(out.iterdir()) and not (out / TASK_MARKER).is_file())
     ):
-        raise InputError(
-            f"{out}: exists and was not written by `scale-vqa export`; give a new folder "
-            "(nothing was replaced)"
-        )
+        raise _not_ours(out, "folder")
     files = {
         f"{task}.yaml": task_yaml(task, dataset_path, split, False, max_new_tokens),
         f"{task}_blind.yaml": task_yaml(task, dataset_path, split, True, max_new_tokens),
@@ -282,7 +322,7 @@ def export_lmms_eval(
         marker = {"format": "lmms-eval", "dataset_path": dataset_path, "split": split,
                   "rows": len(ds), "tasks": [task, f"{task}_blind"]}  # fmt: skip
         (tmp / TASK_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-    return ExportResult(out, len(ds), files=(*files, "utils.py"))
+    return ExportResult(out, len(ds), files=(*files, "utils.py"), warnings=warnings)
 
 
 def export(

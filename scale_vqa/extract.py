@@ -393,14 +393,15 @@ def check_extraction_folder(out: Path) -> None:
     Extraction resumes into its folder and clears ``images/<slide>/`` of each slide it
     (re)does, so it writes only into a new or empty folder or one it made (``.parts/``).
     """
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output {out} is a file; give a folder for the crops")
-    if out.is_dir() and not (out / PARTS).is_dir() and any(out.iterdir()):
-        raise ConfigError(
-            f"output folder {out} holds files that no extraction wrote (no {PARTS}/ in it); "
-            f"extraction writes crops there and replaces {IMAGES}/<slide>/ folders, so it "
-            "only resumes into a folder it made: choose a new or empty folder"
-        )
+    from scale_vqa.outdir import refuse_foreign
+
+    refuse_foreign(
+        out,
+        lambda p: (p / PARTS).is_dir(),
+        f"output folder {out} holds files that no extraction wrote (no {PARTS}/ in it); "
+        f"extraction writes crops there and replaces {IMAGES}/<slide>/ folders, so it only "
+        "resumes into a folder it made: choose a new or empty folder",
+    )
 
 
 def _clean_tmp(out: Path) -> None:
@@ -590,6 +591,28 @@ def read_encoding(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The ``encoding.json`` of an extraction folder (None for folders made before it)."""
     p = Path(path) / ENCODING
     return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+
+
+def padded_note(path: str | os.PathLike[str]) -> str | None:
+    """What share of each magnification's crops were padded with white (a field larger than
+    the slide), as one line with the fix; None when no crop was padded or there is no
+    ``zoom_paths.jsonl`` (``path``: the extraction folder)."""
+    if not (Path(path) / ZOOM_PATHS).is_file():
+        return None
+    counts: dict[float, list[int]] = {}
+    for row in read_zoom_paths(path):
+        for c in row["crops"]:
+            n = counts.setdefault(float(c["magnification"]), [0, 0])
+            n[0] += bool(c.get("padded"))
+            n[1] += 1
+    parts = [f"{p} of {n} {m:g}x crops" for m, (p, n) in sorted(counts.items()) if p]
+    if not parts:
+        return None
+    return (
+        f"{', '.join(parts)} are padded with white: the field is larger than the slide, so "
+        "part of each such image is not tissue; for a small slide choose finer magnifications "
+        "(e.g. 5, 10, 20)"
+    )
 
 
 def read_zoom_paths(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,8 +36,11 @@ def is_ours(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / MARKER).is_file()
 
 
-def check_replaceable(path: str | os.PathLike[str], overwrite: bool = False) -> None:
-    """Refuse to replace ``path`` unless it is missing, empty, ours, or ``overwrite`` is set."""
+def refuse_foreign(
+    path: str | os.PathLike[str], ours: Callable[[Path], bool], refusal: str
+) -> None:
+    """Refuse ``path`` unless it is missing, an empty folder, or a folder ``ours`` accepts
+    (``refusal``: the error for a folder of other files); a file is always refused."""
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         return
@@ -46,13 +49,22 @@ def check_replaceable(path: str | os.PathLike[str], overwrite: bool = False) -> 
             f"output folder {path} is a file; choose a folder name that is free or a folder "
             "scale-vqa wrote"
         )
-    _refuse_precious(path)
-    if overwrite or is_ours(path) or not any(path.iterdir()):
+    if ours(path) or not any(path.iterdir()):
         return
-    raise ConfigError(
+    raise ConfigError(refusal)
+
+
+def check_replaceable(path: str | os.PathLike[str], overwrite: bool = False) -> None:
+    """Refuse to replace ``path`` unless it is missing, empty, ours, or ``overwrite`` is set."""
+    path = Path(path)
+    if path.is_dir():
+        _refuse_precious(path)
+    refuse_foreign(
+        path,
+        lambda p: overwrite or is_ours(p),
         f"output folder {path} holds files scale-vqa did not write (no {MARKER} in it) and "
         "would be replaced as a whole; choose a new or empty folder, or pass --overwrite to "
-        "replace it"
+        "replace it",
     )
 
 

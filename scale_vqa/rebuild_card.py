@@ -26,6 +26,7 @@ HIDDEN_TEST_SECTION = (
 def card_info(rb: RebuildContext) -> Any:
     """The dataset card's content: metadata, audit, curation settings."""
     from scale_vqa.card import CardInfo
+    from scale_vqa.extract import padded_note
 
     cfg = rb.cfg
     audit = json.loads(rb.audit.read_text(encoding="utf-8")) if rb.audit.is_file() else None
@@ -56,6 +57,8 @@ def card_info(rb: RebuildContext) -> Any:
         "screen": (
             f"{cfg.screen.rounds} round(s), adversaries: "
             + (", ".join(cfg.screen.adversaries) if cfg.screen.adversaries else "default")
+            + (" with embed-lr" if cfg.screen.embeddings and not cfg.screen.adversaries else "")
+            + (", AFLite" if cfg.screen.aflite else "")
             + (f", {len(cfg.screen.llm)} LLM endpoint(s)" if cfg.screen.llm else "")
             if cfg.screen.enabled
             else "disabled"
@@ -78,7 +81,8 @@ def card_info(rb: RebuildContext) -> Any:
         "leakage_audit": audit,
         "curation": curation,
         "limitations": list(cfg.card.limitations)
-        + ([f"Empty splits: {rb.empty_note}"] if rb.empty_note else []),
+        + ([f"Empty splits: {rb.empty_note}"] if rb.empty_note else [])
+        + ([f"Padded fields: {padded}."] if (padded := padded_note(rb.zoom)) else []),
         "sections": sections,
     }
     if cfg.hidden_test:

@@ -3,8 +3,9 @@
 Precedence: the built-in defaults, then the file, then command-line flags and ``--set
 KEY=VALUE``. Paths are relative to the working directory (not to the file), so the
 shipped configs (``configs/`` in a clone, also packaged: ``--config grpo_tiny_cpu``) run
-from anywhere. Unknown keys are rejected with the list of known ones. Every key is
-documented in ``configs/grpo_scalereasoner_r1.yaml`` and docs/train.md.
+from anywhere. Unknown keys are rejected with the list of known ones, naming ``--set`` when
+they came from it and the file otherwise. Every key is documented in
+``configs/grpo_scalereasoner_r1.yaml`` and docs/train.md.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ METHODS = ("grpo", "sft")
 DATASET_MAKERS = ("demo",)
 MODEL_MAKERS = ("tiny",)
 SECRET_KEY = re.compile(r"(^|_)(token|api_key|apikey)$|secret|password", re.IGNORECASE)
+AS_RUN_HEAD = "# scale-vqa train {method}: every setting as run"
+"""How ``OUT/config.yaml`` (:func:`config_as_run`) begins."""
 
 
 def configs_dir() -> Path:
@@ -138,8 +141,27 @@ def _choice(r: _Reader, name: str, choices: tuple[str, ...]) -> str | None:
     return value
 
 
-def parse_train(data: dict[str, Any], method: str, where: str) -> TrainRun:
-    """Validate the merged mapping into a :class:`TrainRun`."""
+def _finish(reader: _Reader, given: set[str]) -> None:
+    """Refuse unknown keys: first those ``--set`` gave (``given``: the dotted keys of the
+    overrides; a key under one of them came from it), blaming ``--set``, then the file's."""
+
+    def from_set(name: str) -> bool:
+        key = reader.key(name)
+        return any(key == g or key.startswith(g + ".") for g in given)
+
+    unknown = [k for k in set(reader.data) - reader.seen if from_set(k)]
+    if unknown:
+        cli = _Reader({k: reader.data[k] for k in unknown}, "--set", reader.prefix)
+        cli.seen = set(reader.seen)
+        cli.finish()
+    reader.finish()
+
+
+def parse_train(
+    data: dict[str, Any], method: str, where: str, given: set[str] | None = None
+) -> TrainRun:
+    """Validate the merged mapping into a :class:`TrainRun`; ``given``: the dotted keys
+    that came from the command line (an unknown one is blamed on ``--set``)."""
     r = _Reader(data, where)
     declared = r.get("method")
     if declared is not None and declared != method:
@@ -204,7 +226,7 @@ def parse_train(data: dict[str, Any], method: str, where: str) -> TrainRun:
         source=where,
     )
     for reader in (lo, val, r):
-        reader.finish()
+        _finish(reader, given or set())
     cfg.check(grpo=grpo)
     run.settings = settings_of(run)
     return run
@@ -257,7 +279,8 @@ def load_train_run(
     data = read_yaml(path) if path is not None else {}
     for key, value in overrides.items():
         set_dotted(data, key, value)
-    return parse_train(data, method, str(path) if path is not None else "(command line)")
+    where = str(path) if path is not None else "(command line)"
+    return parse_train(data, method, where, set(overrides))
 
 
 def redact(obj: Any) -> Any:
@@ -274,7 +297,7 @@ def config_as_run(run: TrainRun) -> str:
     import yaml
 
     head = (
-        f"# scale-vqa train {run.method}: every setting as run ({run.source}, then flags); "
+        f"{AS_RUN_HEAD.format(method=run.method)} ({run.source}, then flags); "
         "rerun with --config this file\n"
     )
     return head + yaml.safe_dump(redact(run.settings), sort_keys=False, allow_unicode=True)

@@ -1,8 +1,11 @@
 """Run, or dry-run, one training config: make what is missing, train, report.
 
-:func:`execute` builds the demo dataset and the tiny model first where the config asks
-for them (``dataset_if_missing: demo``, ``model_if_missing: tiny``) and they are absent,
-writes ``OUT/config.yaml`` (every setting, secrets redacted), then trains.
+:func:`execute` refuses an ``OUT`` folder of other files (:func:`check_train_out`), builds
+the demo dataset and the tiny model first where the config asks for them
+(``dataset_if_missing: demo``, ``model_if_missing: tiny``) and they are absent, marks
+``OUT`` as a training output (:data:`TRAIN_MARKER`), writes ``OUT/config.yaml`` (every
+setting, secrets redacted), then trains. A rerun writes into its own ``OUT`` again (and
+resumes from its checkpoints).
 :func:`dry_run` resolves the model, the dataset, the rewards and weights and the trainer
 arguments and says what it found, loading no weights and downloading nothing: a Hub id
 is looked up in the local cache only ("not checked offline" otherwise).
@@ -17,7 +20,52 @@ from typing import Any
 
 from curation.errors import ConfigError
 from curation.io import atomic_write_text
-from scale_vqa.train_config import TrainRun, config_as_run
+from scale_vqa.train_config import AS_RUN_HEAD, METHODS, TrainRun, config_as_run
+
+TRAIN_MARKER = ".scale-vqa-train"
+"""Marker file in every ``OUT`` folder ``scale-vqa train`` wrote (a rerun writes into it).
+
+Not :data:`scale_vqa.outdir.MARKER`: that one lets ``build``/``demo`` replace a folder as a
+whole, and a trained model must never be replaced that way."""
+TRAIN_MARKER_TEXT = (
+    "This folder was written by `scale-vqa train`; rerunning the same command writes into it "
+    "again (resuming from OUT/trainer when it has checkpoints).\n"
+)
+
+
+def is_train_output(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder ``scale-vqa train`` wrote: it holds :data:`TRAIN_MARKER`,
+    or (a run from before the marker) a ``config.yaml`` that :func:`config_as_run` wrote."""
+    path = Path(path)
+    if (path / TRAIN_MARKER).is_file():
+        return True
+    try:
+        with (path / "config.yaml").open(encoding="utf-8", errors="replace") as fh:
+            head = fh.readline(4096)
+    except OSError:
+        return False
+    return any(head.startswith(AS_RUN_HEAD.format(method=m) + " (") for m in METHODS)
+
+
+def check_train_out(out: str | os.PathLike[str]) -> None:
+    """Refuse an ``OUT`` that training would write into unless it is new, empty, or a
+    training output (:func:`is_train_output`): the user's own files are never replaced."""
+    from scale_vqa.outdir import refuse_foreign
+
+    refuse_foreign(
+        out,
+        is_train_output,
+        f"output folder {out} holds files `scale-vqa train` did not write (no {TRAIN_MARKER} "
+        "in it), which training would overwrite (config.json, model weights, config.yaml, "
+        "...); choose a new or empty folder for --out",
+    )
+
+
+def mark_train_out(out: Path) -> None:
+    """Create ``out`` (checked by :func:`check_train_out`) and mark it as a training output."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / TRAIN_MARKER).is_file():
+        atomic_write_text(out / TRAIN_MARKER, TRAIN_MARKER_TEXT)
 
 
 def make_missing(run: TrainRun, quiet: bool = False) -> list[str]:
@@ -48,16 +96,19 @@ def make_missing(run: TrainRun, quiet: bool = False) -> list[str]:
 
 
 def execute(run: TrainRun, quiet: bool = False) -> dict[str, Any]:
-    """Make what is missing, write ``OUT/config.yaml``, train; return the summary."""
+    """Check ``OUT``, make what is missing, write ``OUT/config.yaml``, train; return the
+    summary."""
     from baselines.evaluate import load_split
     from baselines.grpo import train_grpo
     from baselines.sft import train_sft
 
+    check_train_out(run.out)
     for line in make_missing(run, quiet):
         print(line)
     split = load_split(run.dataset, run.split)
     validation = load_split(run.dataset, run.validation_split) if run.train.val_every else None
-    run.out.mkdir(parents=True, exist_ok=True)
+    check_train_out(run.out)  # it may have changed meanwhile
+    mark_train_out(run.out)
     atomic_write_text(run.out / "config.yaml", config_as_run(run))
     run.train.progress = not quiet
     train = train_grpo if run.method == "grpo" else train_sft
@@ -159,6 +210,10 @@ def dry_run(run: TrainRun) -> str:
     lines.append(f"dataset:  {data[0]}")
     lines += [f"          {x.strip()}" for x in data[1:]]
     lines.append(f"output:   {run.out} (model, processor, metrics.jsonl, curves.png, config.yaml)")
+    try:
+        check_train_out(run.out)
+    except ConfigError as exc:  # reported, not raised: a dry run lists every problem
+        lines.append(f"          {exc} (fix this)")
     if run.method == "grpo":
         funcs, weights = reward_setup(c)
         terms = " + ".join(f"{w:g} x {f.__name__}" for f, w in zip(funcs, weights, strict=True))

@@ -251,3 +251,20 @@ def test_cli_null_must_not_be_negative(tmp_path, capsys):
     assert main(["audit", str(path), "--null", "-1"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --null -1") and "\n" not in err
+
+
+def test_cli_a_file_with_no_usable_record_says_why(tmp_path, capsys):
+    from curation.generate import Generator
+    from curation.simulate import simulate
+
+    qs = Generator(simulate(120, ["skin"], seed=1), seed=0).generate()[:2]
+    path = tmp_path / "q.jsonl"
+    write_questions(path, qs)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["answer"] = "E"
+    rows[1]["options"] = ["same"] * 4
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["audit", str(path), "--no-embeddings"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: no usable record to audit: left out 2")
+    assert "answer outside the options 1 (line 1)" in err and "all options identical 1" in err

@@ -366,6 +366,13 @@ def test_cli_writes_report_and_table(tmp_path, dataset_dir, capsys):
         assert "give another --out folder" in err
         assert (tmp_path / "o" / "report.json").read_bytes() == before
         assert main([*args, f"base_url={server.base_url},model=vlm"]) == 0
+        mine = tmp_path / "mine"
+        mine.mkdir()
+        (mine / "report.json").write_text("my notes\n")
+        args[args.index(str(tmp_path / "o"))] = str(mine)
+        assert main([*args, f"base_url={server.base_url},model=vlm"]) == 1
+        assert "is not a report of `scale-vqa evaluate`" in capsys.readouterr().err
+        assert (mine / "report.json").read_text() == "my notes\n"
 
 
 def test_cli_errors(tmp_path, dataset_dir, capsys):

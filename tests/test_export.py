@@ -188,6 +188,56 @@ def test_vlmevalkit_refuses_text_only_and_bad_names(tmp_path, capsys):
     assert "no split 'dev'" in capsys.readouterr().err
 
 
+def test_vlmevalkit_never_replaces_a_file_it_did_not_write(demo, tmp_path, capsys):
+    mine = tmp_path / "my.tsv"
+    planted = b"index\tquestion\tanswer\n0\tmy own notes\tB\n"
+    mine.write_bytes(planted)
+    folder = tmp_path / "folder.tsv"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("keep me")
+    for out in (mine, folder):
+        assert main(["export", str(demo), "--format", "vlmevalkit", "--out", str(out)]) == 1
+        cap = capsys.readouterr()
+        err = cap.err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {out}: ") and not cap.out
+        assert "was not written by `scale-vqa export`" in err[0]
+        assert "nothing was replaced" in err[0]
+    assert mine.read_bytes() == planted and (folder / "keep.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.tsv", "my.tsv"]  # no temp
+    # a rerun of the same export replaces its own earlier TSV (recognised by its header)
+    ours = tmp_path / "ScaleVQA_test.tsv"
+    assert main(["export", str(demo), "--format", "vlmevalkit", "--out", str(ours)]) == 0
+    first = ours.read_bytes()
+    assert main(["export", str(demo), "--format", "vlmevalkit", "--out", str(ours)]) == 0
+    assert ours.read_bytes() == first and "warning" not in capsys.readouterr().err
+
+
+def test_a_hidden_test_split_exports_with_a_warning(demo, tmp_path, capsys):
+    """Both formats export a hidden-test split (answers withheld, key elsewhere) and say on
+    stderr that it cannot be scored without the key."""
+    from baselines.answer_key import withhold
+    from scale_vqa.build import write_dataset
+
+    split = datasets.load_dataset(str(demo))["test"]
+    rows, _key = withhold(
+        split.cast_column("images", datasets.List(datasets.Image(decode=False))).to_list()
+    )
+    hidden = tmp_path / "hidden"
+    write_dataset(hidden, {"test": rows}, progress=False, hidden_splits=["test"])
+    tsv, task = tmp_path / "hidden.tsv", tmp_path / "task"
+    for fmt, out, harness in (("vlmevalkit", tsv, "VLMEvalKit"), ("lmms-eval", task, "lmms-eval")):
+        assert main(["export", str(hidden), "--format", fmt, "--out", str(out)]) == 0
+        cap = capsys.readouterr()
+        warning = [line for line in cap.err.splitlines() if line.startswith("warning: ")]
+        assert len(warning) == 1
+        assert f"{len(rows)} of {len(rows)} row(s) have no answer" in warning[0]
+        assert "withheld" in warning[0] and "--key FILE" in warning[0]
+        assert f"{harness} cannot score them without the key" in warning[0]
+        assert cap.out.startswith(f"wrote {out}")
+    data, _ = vlmevalkit_load(tsv)
+    assert len(data) == len(rows) and data["answer"].isna().all()  # the column is empty
+
+
 # ------------------------------------------------------------------------------ lmms-eval
 
 # lmms_eval/api/task.py, TaskConfig: the fields a task YAML may set

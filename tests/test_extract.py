@@ -327,3 +327,15 @@ def test_error_line_names_the_first_reason_and_failed_lines_are_distinct(
     code = main(["extract", *base, "--size", "2048", "--out", str(tmp_path / "t")])
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 1 and "first: " in last and "no zoom path has >= 50% tissue" in last
+
+
+def test_a_field_larger_than_the_slide_is_padded_and_said(
+    cmu_slide: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "z"
+    args = ["--magnifications", "1,4,20", "--paths-per-slide", "2", "--min-tissue", "0.1"]
+    assert main(["extract", str(cmu_slide), "--out", str(out), *args, "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 2 of 2 1x crops are padded with white" in err
+    assert "e.g. 5, 10, 20" in err
+    assert all(r["crops"][0]["padded"] for r in read_zoom_paths(out))

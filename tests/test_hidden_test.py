@@ -114,6 +114,16 @@ def test_a_hidden_split_without_its_key_is_a_clear_error(builds, tmp_path, capsy
     )
     err = capsys.readouterr().err
     assert code == 1 and re.search(r"not in the key", err)
+    # said before any model is loaded (a Hub id that cannot be fetched here is never tried)
+    code = main(["evaluate", str(builds["hidden"]), "--model", "someone/large-vlm"])
+    err = capsys.readouterr().err
+    assert code == 1 and "have no answer" in err and "--key" in err and "someone" not in err
+    # a split that keeps its answers takes no key
+    key = str(builds["key"])
+    code = main(["evaluate", str(builds["hidden"]), "--split", "train", "--key", key, "--llm",
+                 "base_url=http://x/v1,model=x"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "split train keeps its answers" in err and "drop --key" in err
 
 
 def test_the_key_may_not_go_into_the_published_folder(tmp_path):

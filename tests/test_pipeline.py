@@ -56,6 +56,8 @@ def test_config_defaults_and_relative_paths(tmp_path):
         ("annotations: [ann.jsonl\n", "not valid YAML"),
         ("annotations: ann.jsonl\naudit: {null_refits: -1}\n", "'audit.null_refits'"),
         ("annotations: ann.jsonl\naudit: {refits: 9}\n", "'audit.refits'"),
+        ("annotations: ann.jsonl\nkeyfile: k.jsonl\n", "did you mean 'key_file' for 'keyfile'?)"),
+        ("annotations: ann.jsonl\nrewrod: {}\n", "'key_file', 'magnifications'"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, text, needle):
@@ -332,3 +334,20 @@ def test_build_warns_about_empty_splits_and_notes_them_in_the_card(tmp_path, cap
     )
     assert "split ratios" in warning
     assert "Empty splits: split(s) validation came out empty" in (out / "README.md").read_text()
+
+
+def test_fields_larger_than_the_slide_are_a_warning_and_a_card_limitation(tmp_path, capsys):
+    """At 1x a 128 px field is 1.28 mm, wider than the 1.1 mm bundled slide: every low-power
+    crop is padded with white, which the build says on stderr and the card says too."""
+    cfg = tmp_path / "build.yaml"
+    cfg.write_text(
+        f"annotations: {DEMO_ANNOTATIONS}\nsize: 128\nscreen: {{enabled: false}}\n"
+        "generation: {question_types: [correspondence], split_min_chunk: 4}\n"
+        "split: {train: 0.34, validation: 0.33, test: 0.33}\n"
+    )
+    out = tmp_path / "o"
+    assert main(["build", "--config", str(cfg), "--quiet", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    line = f"{N_DEMO} of {N_DEMO} 1x crops are padded with white"
+    assert f"warning: {line}" in err and "4x crops" not in err
+    assert f"Padded fields: {line}" in (out / "README.md").read_text()

@@ -159,6 +159,50 @@ def test_cli_errors(tmp_path, dataset_dir, tiny, capsys):
         TrainConfig(rewards=("nope",)).check()
 
 
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_cli_never_trains_into_a_folder_of_other_files(tmp_path, dataset_dir, tiny, capsys):
+    from scale_vqa.train_run import TRAIN_MARKER
+
+    mine = tmp_path / "myrun"
+    (mine / "notes").mkdir(parents=True)
+    (mine / "config.json").write_text('{"mine": true}')
+    (mine / "config.yaml").write_text("# my own settings\nbeta: 1\n")
+    (mine / "notes" / "thesis.txt").write_text("keep me")
+    before = _snapshot(mine)
+    args = ["train", "sft", str(dataset_dir), "--model", str(tiny), "--max-steps", "1",
+            "--batch-size", "2", "--limit", "2", "--quiet"]  # fmt: skip
+    assert main([*args, "--out", str(mine)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: output folder {mine} holds files")
+    assert "choose a new or empty folder for --out" in err[0]
+    assert _snapshot(mine) == before  # byte for byte, nothing added
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    assert main([*args, "--out", str(afile)]) == 1
+    assert f"output folder {afile} is a file" in capsys.readouterr().err
+    assert afile.read_text() == "mine"
+    # the dry run lists it as a problem and still writes nothing
+    assert main([*args, "--out", str(mine), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "choose a new or empty folder for --out (fix this)" in out
+    assert out.endswith("1 problem(s) to fix before training\n") and _snapshot(mine) == before
+    # its own output folder: an empty one is used, and a rerun writes into it again
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    assert main([*args, "--out", str(ours)]) == 0
+    assert "sft: trained 1 step" in capsys.readouterr().out
+    assert (ours / TRAIN_MARKER).is_file() and (ours / "config.json").is_file()
+    assert main([*args, "--out", str(ours), "--dry-run"]) == 0
+    assert capsys.readouterr().out.endswith("\nok\n")
+    (ours / TRAIN_MARKER).unlink()  # a run from before the marker: known by its config.yaml
+    assert main([*args, "--out", str(ours)]) == 0
+    assert "sft: trained 1 step" in capsys.readouterr().out
+    assert (ours / TRAIN_MARKER).is_file()
+
+
 def test_lora_is_merged_on_save_or_asks_for_peft(tmp_path, dataset_dir, tiny, capsys):
     out = tmp_path / "lora"
     args = ["train", "sft", str(dataset_dir), "--model", str(tiny), "--out", str(out),

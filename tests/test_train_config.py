@@ -226,6 +226,26 @@ def test_bad_configs_say_what_to_fix(overrides, message):
     assert message in str(err.value)
 
 
+def test_unknown_keys_name_where_they_came_from(tmp_path, capsys):
+    tiny_cpu = ["train", "grpo", "--config", "grpo_tiny_cpu", "--dry-run"]
+    assert main([*tiny_cpu, "--set", "bogus_key=3"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --set: unknown key(s) 'bogus_key'")
+    assert "grpo_tiny_cpu" not in err[0] and "known keys here: " in err[0]
+    assert "'max_steps'" in err[0] and "'beta'" in err[0]  # the valid keys, as for the file
+    assert main([*tiny_cpu, "--set", "validation.limt=3"]) == 1
+    err = capsys.readouterr().err
+    assert "error: --set: unknown key(s) 'validation.limt'" in err
+    assert "did you mean 'validation.limit'" in err and "'validation.every'" in err
+    assert main([*tiny_cpu, "--set", "validation={limit: 2, oops: 1}"]) == 1
+    assert "error: --set: unknown key(s) 'validation.oops'" in capsys.readouterr().err
+    # a key of the file is still blamed on the file, whatever --set adds
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"model": "m", "dataset": "d", "out": "o", "bogus": 1}))
+    assert main(["train", "sft", "--config", str(config), "--set", "beta=0", "--dry-run"]) == 1
+    assert f"error: {config}: unknown key(s) 'bogus'" in capsys.readouterr().err
+
+
 def test_missing_settings_and_files(tmp_path, capsys):
     assert main(["train", "sft", "--model", "m", "--out", str(tmp_path / "o")]) == 1
     assert "no dataset given" in capsys.readouterr().err

@@ -253,6 +253,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--null {args.null}: give a number of refits >= 0 (0 = off)")
     left = LeftOut()
     questions = load_questions(args.path, args.split, strict=args.strict, left=left)
+    if not questions and len(left):
+        from curation.errors import InputError
+
+        raise InputError(
+            f"{args.path}: no usable record to audit: {describe_left_out(left.report())}"
+        )
     train_left = LeftOut()
     train = load_questions(args.train, strict=args.strict, left=train_left) if args.train else None
     base = Path(args.path).parent if Path(args.path).exists() else None

@@ -40,7 +40,9 @@ def register(subparsers: Any) -> None:
         help="an OpenAI-compatible vision model (images sent as base64 data URLs)",
     )
     who.add_argument(
-        "--model", metavar="PATH", help="a local Qwen2.5-VL checkpoint folder (transformers)"
+        "--model",
+        metavar="PATH_OR_HUB_ID",
+        help="a Qwen2.5-VL checkpoint (transformers): a local folder, or a Hub model id",
     )
     p.add_argument(
         "--controls",
@@ -104,6 +106,22 @@ def _check_model_arg(model: str) -> None:
         )
 
 
+def _check_key_use(ds: Any, key: Path | None, where: str) -> None:
+    """Before any model is loaded: a hidden split needs ``--key``, a split with its answers
+    takes none."""
+    from baselines.answer_key import HIDDEN_NOTE, hidden_rows
+    from curation.errors import InputError
+
+    hidden = hidden_rows(ds["answer"]) if "answer" in ds.column_names else len(ds)
+    if hidden and not key:
+        raise InputError(f"{where}: {hidden} of {len(ds)} row(s) have no answer: {HIDDEN_NOTE}")
+    if key and not hidden:
+        raise InputError(
+            f"{where} keeps its answers (only the test split of a hidden-test build withholds "
+            "them); drop --key, or pass --split test of a hidden-test build"
+        )
+
+
 def _check_report_slot(path: Path, model: str, dataset: str, split: str) -> None:
     """Refuse to replace the report of another model, dataset or split (a rerun of the same
     evaluation replaces its own report; predictions of several models share one file)."""
@@ -116,9 +134,11 @@ def _check_report_slot(path: Path, model: str, dataset: str, split: str) -> None
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return  # not a report this command wrote: it is replaced
-    if not isinstance(old, dict):
-        return
+        old = None
+    if not isinstance(old, dict) or "model" not in old:
+        raise ConfigError(
+            f"{path} exists and is not a report of `scale-vqa evaluate`; give another --out folder"
+        )
     was = (old.get("model"), old.get("dataset"), old.get("split"))
     if was != (model, dataset, split):
         raise ConfigError(
@@ -138,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         _check_model_arg(args.model)
     ds = load_split(args.dataset, args.split)
+    _check_key_use(ds, args.key, f"{args.dataset} split {args.split}")
     if args.key:
         from baselines.answer_key import apply_key, read_key
 

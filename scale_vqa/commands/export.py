@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -36,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         required=True,
         metavar="PATH",
-        help="vlmevalkit: the .tsv file to write; lmms-eval: the task folder to write",
+        help="vlmevalkit: the .tsv file to write; lmms-eval: the task folder to write (an "
+        "existing one is replaced only when an earlier export wrote it)",
     )
     p.add_argument("--split", default="test", help="split to export (default: test)")
     p.add_argument(
@@ -56,6 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _warn(warnings: tuple[str, ...]) -> None:
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     """Export and say where it went and how to run it."""
     from curation.errors import ConfigError
@@ -63,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.fmt == "vlmevalkit":
         result = export(args.dataset, "vlmevalkit", args.out, args.split)
+        _warn(result.warnings)
         print(
             f"wrote {result.path}: {result.rows} rows, {result.images} embedded image(s), "
             f"{result.pointers} row(s) pointing to an earlier row's images"
@@ -83,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         task=args.task,
         max_new_tokens=args.max_new_tokens,
     )
+    _warn(result.warnings)
     print(f"wrote {result.path}: {', '.join(result.files)} ({result.rows} rows)")
     print(
         f"lmms-eval: lmms-eval --include_path {result.path} --tasks {args.task},"

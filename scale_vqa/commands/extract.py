@@ -158,9 +158,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(result: ExtractResult, out: str, shard: bool = False) -> int:
     """Notes, the summary line, and exit 1 when a slide failed."""
+    from scale_vqa.extract import padded_note
+
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if not shard:
+        padded = padded_note(out)
+        if padded:
+            print(f"warning: {padded}", file=sys.stderr)
         print(
             f"{result.n_paths} zoom path(s) from {len(result.done) + len(result.resumed)} "
             f"slide(s) ({len(result.resumed)} resumed) -> {out}/zoom_paths.jsonl"

@@ -46,7 +46,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML config file or shipped config name")
     p.add_argument("--dry-run", action="store_true", help="resolve and print; load no weights")
     p.add_argument("--model", metavar="PATH", help="checkpoint folder or Hub id")
-    p.add_argument("--out", type=Path, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--out", type=Path, metavar="DIR", help="output folder: new, empty or an earlier run's"
+    )
     p.add_argument("--split", help="split to train on (default: train)")
     p.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps (default 100)")
     p.add_argument("--epochs", type=float, metavar="E", help="epochs when max_steps is null")

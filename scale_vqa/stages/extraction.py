@@ -43,6 +43,11 @@ def stage_extract(ctx: RebuildContext) -> None:
     except ConfigError:  # made with other settings: start afresh
         shutil.rmtree(ctx.zoom, ignore_errors=True)
         _extract(ctx, excfg, ctx.jobs)
+    from scale_vqa.extract import padded_note
+
+    padded = padded_note(ctx.zoom)
+    if padded:  # a warning, printed even when quiet (the card says it too)
+        print(f"warning: {padded}", file=sys.stderr)
 
 
 def extract_shard(ctx: RebuildContext) -> int:
