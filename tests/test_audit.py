@@ -254,10 +254,7 @@ def test_cli_null_must_not_be_negative(tmp_path, capsys):
 
 
 def test_cli_a_file_with_no_usable_record_says_why(tmp_path, capsys):
-    from curation.generate import Generator
-    from curation.simulate import simulate
-
-    qs = Generator(simulate(120, ["skin"], seed=1), seed=0).generate()[:2]
+    qs = F.complementary(1)[:2]
     path = tmp_path / "q.jsonl"
     write_questions(path, qs)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
