@@ -87,6 +87,14 @@ def hidden_rows(answers: Sequence[Any]) -> int:
     return sum(1 for a in answers if not a)
 
 
+def withheld(ds: Any, where: str) -> str | None:
+    """``"<where>: N of M row(s) have no answer: ..."`` when rows of ``ds`` (a
+    ``datasets.Dataset``; no ``answer`` column: every row) have their answer withheld, else
+    None: what evaluate stops on without ``--key`` and export warns about."""
+    n = hidden_rows(ds["answer"]) if "answer" in ds.column_names else len(ds)
+    return f"{where}: {n} of {len(ds)} row(s) have no answer: {HIDDEN_NOTE}" if n else None
+
+
 def apply_key(examples: Any, key: Mapping[str, Mapping[str, str]], source: str = "dataset") -> Any:
     """``examples`` with ``answer`` and ``rationale`` filled from ``key`` by row id.
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -133,7 +133,7 @@ def permutation_null(
     return {"k": k, "mode": "train/test" if train is not None else "cross-fitted", "cells": cells}
 
 
-def null_summary(report: dict[str, Any]) -> str | None:
+def null_summary(report: Mapping[str, Any]) -> str | None:
     """One line on the permutation null of an audit report (None when it has none): the
     learned cells above their null's 95th percentile, and what that figure can mean."""
     nul = report.get("null")

@@ -349,7 +349,7 @@ def _audit_section(audit: Any) -> str:
             + ".",
         ]
     mark = {a: f"{a}*" for a in dataset}
-    null_line = null_summary(dict(audit)) if isinstance(audit, Mapping) else None
+    null_line = null_summary(audit) if isinstance(audit, Mapping) else None
     if null_line:
         parts += [
             "",

@@ -84,15 +84,14 @@ def is_export_tsv(path: str | os.PathLike[str]) -> bool:
 
 def withheld_warnings(ds: Any, source: Any, split: str, harness: str) -> tuple[str, ...]:
     """A warning when rows of the split have no answer (a hidden-test build), else none."""
-    from baselines.answer_key import HIDDEN_NOTE, hidden_rows
+    from baselines.answer_key import withheld
 
-    n = hidden_rows(ds["answer"])
-    if not n:
+    note = withheld(ds, f"{source} split {split!r}")
+    if note is None:
         return ()
     return (
-        f"{source} split {split!r}: {n} of {len(ds)} row(s) have no answer: {HIDDEN_NOTE}. "
-        f"The export's answer is empty in those rows, so {harness} cannot score them without "
-        "the key (every reply would count as wrong)",
+        f"{note}. The export's answer is empty in those rows, so {harness} cannot score them "
+        "without the key (every reply would count as wrong)",
     )
 
 

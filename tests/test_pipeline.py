@@ -316,16 +316,23 @@ def test_build_upsampling_is_one_error_line_with_the_build_fix(tmp_path, capsys)
         load_config(bad)
 
 
-def test_build_warns_about_empty_splits_and_notes_them_in_the_card(tmp_path, capsys):
+def _build_demo_annotations(tmp_path, capsys, settings: str) -> tuple[Path, str]:
+    """``scale-vqa build`` of the demo annotations with the screen off and ``settings``
+    (build.yaml lines); returns the output folder and stderr."""
     cfg = tmp_path / "build.yaml"
-    cfg.write_text(
-        f"annotations: {DEMO_ANNOTATIONS}\nsize: 32\nscreen: {{enabled: false}}\n"
-        "generation: {question_types: [correspondence]}\n"
-        "split: {train: 0.7, validation: 0.15, test: 0.15}\n"
-    )
+    cfg.write_text(f"annotations: {DEMO_ANNOTATIONS}\nscreen: {{enabled: false}}\n{settings}")
     out = tmp_path / "o"
     assert main(["build", "--config", str(cfg), "--quiet", "--out", str(out)]) == 0
-    err = capsys.readouterr().err
+    return out, capsys.readouterr().err
+
+
+def test_build_warns_about_empty_splits_and_notes_them_in_the_card(tmp_path, capsys):
+    out, err = _build_demo_annotations(
+        tmp_path,
+        capsys,
+        "size: 32\ngeneration: {question_types: [correspondence]}\n"
+        "split: {train: 0.7, validation: 0.15, test: 0.15}\n",
+    )
     warning = next(line for line in err.splitlines() if "came out empty" in line)
     assert "split(s) validation came out empty" in warning
     assert (
@@ -339,15 +346,12 @@ def test_build_warns_about_empty_splits_and_notes_them_in_the_card(tmp_path, cap
 def test_fields_larger_than_the_slide_are_a_warning_and_a_card_limitation(tmp_path, capsys):
     """At 1x a 128 px field is 1.28 mm, wider than the 1.1 mm bundled slide: every low-power
     crop is padded with white, which the build says on stderr and the card says too."""
-    cfg = tmp_path / "build.yaml"
-    cfg.write_text(
-        f"annotations: {DEMO_ANNOTATIONS}\nsize: 128\nscreen: {{enabled: false}}\n"
-        "generation: {question_types: [correspondence], split_min_chunk: 4}\n"
-        "split: {train: 0.34, validation: 0.33, test: 0.33}\n"
+    out, err = _build_demo_annotations(
+        tmp_path,
+        capsys,
+        "size: 128\ngeneration: {question_types: [correspondence], split_min_chunk: 4}\n"
+        "split: {train: 0.34, validation: 0.33, test: 0.33}\n",
     )
-    out = tmp_path / "o"
-    assert main(["build", "--config", str(cfg), "--quiet", "--out", str(out)]) == 0
-    err = capsys.readouterr().err
     line = f"{N_DEMO} of {N_DEMO} 1x crops are padded with white"
     assert f"warning: {line}" in err and "4x crops" not in err
     assert f"Padded fields: {line}" in (out / "README.md").read_text()

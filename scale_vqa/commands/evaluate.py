@@ -109,13 +109,13 @@ def _check_model_arg(model: str) -> None:
 def _check_key_use(ds: Any, key: Path | None, where: str) -> None:
     """Before any model is loaded: a hidden split needs ``--key``, a split with its answers
     takes none."""
-    from baselines.answer_key import HIDDEN_NOTE, hidden_rows
+    from baselines.answer_key import withheld
     from curation.errors import InputError
 
-    hidden = hidden_rows(ds["answer"]) if "answer" in ds.column_names else len(ds)
-    if hidden and not key:
-        raise InputError(f"{where}: {hidden} of {len(ds)} row(s) have no answer: {HIDDEN_NOTE}")
-    if key and not hidden:
+    note = withheld(ds, where)
+    if note and not key:
+        raise InputError(note)
+    if key and not note:
         raise InputError(
             f"{where} keeps its answers (only the test split of a hidden-test build withholds "
             "them); drop --key, or pass --split test of a hidden-test build"
