@@ -348,6 +348,14 @@ def _audit_section(audit: Any) -> str:
             + ", ".join(f"`{a}`" for a in dataset)
             + ".",
         ]
+    tissue = audit.get("shared_tissue") if isinstance(audit, Mapping) else None
+    if isinstance(tissue, Mapping) and tissue.get("note"):
+        parts += [
+            "",
+            f"**Shared tissue across splits.** {tissue['note']}. The text adversaries here "
+            "read one split at a time, so they do not see it; "
+            "`benchmarks/attack_shared_tissue.py` does.",
+        ]
     mark = {a: f"{a}*" for a in dataset}
     null_line = null_summary(audit) if isinstance(audit, Mapping) else None
     if null_line:

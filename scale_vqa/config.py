@@ -22,6 +22,7 @@ from curation.organs import SCALES
 from curation.records import QUESTION_TYPES
 from curation.split import DEFAULT_MIN_CHUNK
 from scale_vqa.extract_shards import parse_shard
+from scale_vqa.shared_tissue import POLICIES as SHARED_TISSUE_POLICIES
 from scale_vqa.zoom import MAX_CROP_SIZE, MAX_PATHS_PER_SLIDE, MIN_CROP_SIZE
 
 SLIDE_SUFFIXES: tuple[str, ...] = (
@@ -68,11 +69,14 @@ class GenerationConfig:
 
 @dataclass
 class SplitConfig:
-    """Split ratios (by patient, else slide); they sum to 1."""
+    """Split ratios (by patient, else slide); they sum to 1. ``shared_tissue``: what the
+    build does when fields of different splits overlap on one slide file (``error``, or
+    ``warn`` and say so in the card; see :mod:`scale_vqa.shared_tissue`)."""
 
     train: float = 0.7
     validation: float = 0.15
     test: float = 0.15
+    shared_tissue: str = "error"
 
 
 @dataclass
@@ -475,7 +479,13 @@ def parse_config(data: Any, base: Path, where: str = "build.yaml") -> BuildConfi
         train=s.number("train", 0.7) or 0.0,
         validation=s.number("validation", 0.15) or 0.0,
         test=s.number("test", 0.15) or 0.0,
+        shared_tissue=s.string("shared_tissue", "error"),
     )
+    if split.shared_tissue not in SHARED_TISSUE_POLICIES:
+        raise s.fail(
+            "shared_tissue",
+            f"is {split.shared_tissue!r}; use one of {', '.join(SHARED_TISSUE_POLICIES)}",
+        )
     s.finish()
     ratios = [split.train, split.validation, split.test]
     if any(x < 0 for x in ratios) or abs(sum(ratios) - 1.0) > 1e-6:

@@ -35,6 +35,8 @@ def card_info(rb: RebuildContext) -> Any:
         if rb.screen_report.is_file()
         else {}
     )
+    if audit is not None and rb.shared_tissue_note:
+        audit = {**audit, "shared_tissue": {"note": rb.shared_tissue_note}}
     sections: list[tuple[str, str]] = []
     if cfg.card.citation:
         sections.append(
@@ -82,11 +84,20 @@ def card_info(rb: RebuildContext) -> Any:
         "curation": curation,
         "limitations": list(cfg.card.limitations)
         + ([f"Empty splits: {rb.empty_note}"] if rb.empty_note else [])
+        + ([f"Shared tissue across splits: {note}."] if (note := rb.shared_tissue_note) else [])
         + ([f"Padded fields: {padded}."] if (padded := padded_note(rb.zoom)) else []),
         "sections": sections,
     }
     if cfg.hidden_test:
-        sections.append(("Hidden test split", HIDDEN_TEST_SECTION))
+        text = HIDDEN_TEST_SECTION
+        if rb.shared_tissue_test:
+            text += (
+                f" **But {rb.shared_tissue_test} test rows share tissue with the other "
+                "splits** (see Limitations): there the public keys of train and validation "
+                "rows state what test images show, so withholding the test key does not "
+                "hide it."
+            )
+        sections.append(("Hidden test split", text))
     if cfg.card.description:
         kw["summary"] = cfg.card.description
     if rb.review_card is not None:

@@ -128,7 +128,7 @@ def _two_slide_inputs(tmp_path: Path) -> Path:
     cfg.write_text(
         "slides: [slides]\nannotations: ann.jsonl\nsize: 64\n"
         "generation: {question_types: [localization, correspondence]}\n"
-        "split: {train: 0.34, validation: 0.33, test: 0.33}\n"
+        "split: {train: 0.34, validation: 0.33, test: 0.33, shared_tissue: warn}\n"
         "screen: {adversaries: [centrality], rounds: 1}\n"
     )
     return cfg

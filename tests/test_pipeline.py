@@ -175,7 +175,7 @@ def test_build_from_raw_annotations_and_a_slide_folder(tmp_path, capsys):
     cfg.write_text(
         "slides: [slides]\nannotations: raw.jsonl\nsize: 64\n"
         "generation: {question_types: [correspondence]}\n"
-        "split: {train: 0.34, validation: 0.33, test: 0.33}\n"
+        "split: {train: 0.34, validation: 0.33, test: 0.33, shared_tissue: warn}\n"
         "screen: {adversaries: [centrality, bow-options], rounds: 1}\n"
     )
     assert main(["build", "--config", str(cfg), "--quiet", "--out", str(tmp_path / "o")]) == 0
@@ -259,7 +259,7 @@ def test_build_with_captions_and_llm_adversaries_over_http(tmp_path, capsys):
         cfg.write_text(
             f"annotations: captions.jsonl\nsize: 32\n"
             f"evidence: {{llm: {{base_url: '{server.base_url}', model: captioner}}}}\n"
-            "split: {train: 0.34, validation: 0.33, test: 0.33}\n"
+            "split: {train: 0.34, validation: 0.33, test: 0.33, shared_tissue: warn}\n"
             f"screen: {{adversaries: [centrality], rounds: 1, flag: {{rule: any}},\n"
             f"  llm: [{{base_url: '{server.base_url}', model: guesser, samples: 2}}]}}\n"
         )
@@ -294,14 +294,14 @@ def test_build_upsampling_is_one_error_line_with_the_build_fix(tmp_path, capsys)
     cfg = tmp_path / "build.yaml"
     cfg.write_text(
         f"annotations: {DEMO_ANNOTATIONS}\nmagnifications: [5, 10, 40]\nsize: 32\n"
-        "screen: {enabled: false}\n"
+        "screen: {enabled: false}\nsplit: {shared_tissue: warn}\n"
     )
     assert main(["build", "--config", str(cfg), "--quiet"]) == 1
     err = capsys.readouterr().err
     # the field-width warning (skin's low-power features in a 0.06 mm field) comes first
     warn, err = err.split("\n", 1)
     assert warn.startswith("warning: skin: 7 low-power feature(s)") and "0.06 mm wide" in warn
-    assert err.count("\n") == 1 and err.startswith("error: 3 slide(s) failed during extraction")
+    assert err.count("\n") == 1 and err.startswith("error: 1 slide(s) failed during extraction")
     assert "list at most 20x under 'magnifications' in build.yaml" in err
     assert "'allow_upsample: true'" in err and "--allow-upsample" not in err
     assert "slide_path" not in err  # the slides were found: no hint about finding them
@@ -331,7 +331,7 @@ def test_build_warns_about_empty_splits_and_notes_them_in_the_card(tmp_path, cap
         tmp_path,
         capsys,
         "size: 32\ngeneration: {question_types: [correspondence]}\n"
-        "split: {train: 0.7, validation: 0.15, test: 0.15}\n",
+        "split: {train: 0.7, validation: 0.15, test: 0.15, shared_tissue: warn}\n",
     )
     warning = next(line for line in err.splitlines() if "came out empty" in line)
     assert "split(s) validation came out empty" in warning
@@ -350,7 +350,7 @@ def test_fields_larger_than_the_slide_are_a_warning_and_a_card_limitation(tmp_pa
         tmp_path,
         capsys,
         "size: 128\ngeneration: {question_types: [correspondence], split_min_chunk: 4}\n"
-        "split: {train: 0.34, validation: 0.33, test: 0.33}\n",
+        "split: {train: 0.34, validation: 0.33, test: 0.33, shared_tissue: warn}\n",
     )
     line = f"{N_DEMO} of {N_DEMO} 1x crops are padded with white"
     assert f"warning: {line}" in err and "4x crops" not in err

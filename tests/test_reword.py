@@ -322,7 +322,7 @@ def test_build_yaml_reword_section_rewords_after_generation(tmp_path, capsys):
         cfg = tmp_path / "build.yaml"
         cfg.write_text(
             "annotations: ann.jsonl\nsize: 32\n"
-            "split: {train: 0.34, validation: 0.33, test: 0.33}\n"
+            "split: {train: 0.34, validation: 0.33, test: 0.33, shared_tissue: warn}\n"
             "screen: {adversaries: [centrality], rounds: 0}\n"
             f"reword: {{base_url: '{srv.base_url}', model: rewriter}}\n"
         )

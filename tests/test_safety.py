@@ -85,7 +85,7 @@ def write_config(proj: Path, **keys: str) -> Path:
         "magnifications": "[5, 10, 20]",
         "size": "224",
         "generation": "{split_min_chunk: 4}",
-        "split": "{train: 0.34, validation: 0.33, test: 0.33}",
+        "split": "{train: 0.34, validation: 0.33, test: 0.33, shared_tissue: warn}",
         "screen": "{embeddings: false, rounds: 1}",
         "output": "dataset",
         "work": "work",

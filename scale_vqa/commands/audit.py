@@ -199,6 +199,39 @@ def load_questions(
     raise InputError(f"{source}: no such file or folder; check the path")
 
 
+def shared_tissue_of(source: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Rows of a dataset folder or Hub id whose fields overlap another split's fields on
+    one slide (:mod:`scale_vqa.shared_tissue`, by ``slide_id`` and ``regions``); None for
+    files and for datasets without field boxes."""
+    from baselines.evaluate import is_hub_dataset_id, load_folder, load_hub_dataset
+    from scale_vqa.shared_tissue import Field, describe, shared_tissue
+
+    path = Path(source)
+    if path.is_dir():
+        dsd = load_folder(path)
+    elif not path.exists() and is_hub_dataset_id(str(source)):
+        dsd = load_hub_dataset(str(source))
+    else:
+        return None
+    cols = ("path_id", "slide_id", "regions", "magnifications")
+    fields, ids = [], {}
+    for split in dsd:
+        ds = dsd[split]
+        if any(c not in ds.column_names for c in cols):
+            return None
+        rows = ds.select_columns(list(cols)).to_list()
+        ids[split] = [r["path_id"] for r in rows]
+        for r in rows:
+            if r["regions"]:
+                boxes = tuple((g["x"], g["y"], g["width"], g["height"]) for g in r["regions"])
+                powers = tuple(f"{m:g}x" for m in r["magnifications"])
+                fields.append(Field(r["path_id"], split, r["slide_id"], boxes, powers))
+    found = shared_tissue(fields)
+    out = found.to_dict() | {"rows": found.rows_by_split(ids)}
+    out["note"] = describe(found, ids, "slide_id") if found.pairs else ""
+    return out
+
+
 # ------------------------------------------------------------------------ battery
 
 
@@ -281,6 +314,11 @@ def run(args: argparse.Namespace) -> int:
         report["train_left_out"] = train_left.report()
         print(f"--train {args.train}: " + describe_left_out(report["train_left_out"]))
     print(format_table(report))
+    tissue = shared_tissue_of(args.path)
+    if tissue is not None:
+        report["shared_tissue"] = tissue
+        if tissue["pairs"]:
+            print(f"shared tissue across splits: {tissue['note']}")
     if args.json:
         write_json(args.json, report)
         print(f"report: {args.json}")

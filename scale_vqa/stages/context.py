@@ -14,8 +14,9 @@ from scale_vqa.config import BuildConfig, LLMEndpoint
 class RebuildContext:
     """One rebuild's settings (``cfg``) and the files its stages write in ``cfg.work``.
 
-    ``counts``, ``review_card`` and ``empty_note`` are filled as the stages run and end up
-    in the summary and the dataset card (:mod:`scale_vqa.rebuild_card`).
+    ``counts``, ``review_card``, ``empty_note`` and ``shared_tissue_note`` are filled as
+    the stages run and end up in the summary and the dataset card
+    (:mod:`scale_vqa.rebuild_card`).
     """
 
     def __init__(
@@ -32,6 +33,8 @@ class RebuildContext:
         self.counts: dict[str, Any] = {}
         self.review_card: dict[str, Any] | None = None
         self.empty_note: str | None = None
+        self.shared_tissue_note: str | None = None
+        self.shared_tissue_test = 0  # test rows on shared tissue
         w = self.work = Path(cfg.work)
         self.annotations = w / "annotations.jsonl"
         self.evidence_report = w / "evidence_report.json"

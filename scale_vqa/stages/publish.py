@@ -70,6 +70,7 @@ def stage_build(ctx: RebuildContext) -> None:
     cfg = ctx.cfg
     rows = rows_by_split(ctx)
     ctx.empty_note = empty_splits_note(ctx, {s: len(r) for s, r in rows.items()})
+    tissue = check_shared_tissue(ctx, rows)
     hidden = ["test"] if cfg.hidden_test and "test" in rows else []
     if hidden:
         from baselines.answer_key import withhold, write_key
@@ -98,8 +99,42 @@ def stage_build(ctx: RebuildContext) -> None:
             "splits": result.splits,
             "bytes": result.total_bytes,
             "shards": shards,
+            "shared_tissue": tissue,
         },
     )
+
+
+def check_shared_tissue(ctx: RebuildContext, rows: dict[str, list[Any]]) -> dict[str, Any]:
+    """Rows of different splits on overlapping fields of one slide file
+    (:mod:`scale_vqa.shared_tissue`): an InputError, or with ``split.shared_tissue: warn``
+    a warning and ``ctx.shared_tissue_note`` for the card. Returns the report."""
+    import sys
+
+    from scale_vqa.extract import read_zoom_paths
+    from scale_vqa.shared_tissue import Field, describe, shared_tissue, shared_tissue_error
+
+    zoom = read_zoom_paths(ctx.zoom)
+    slide_of = {z["path_id"]: z.get("slide_path") or z["slide_id"] for z in zoom}
+    fields = {
+        r.path_id: Field(
+            r.path_id,
+            split,
+            slide_of[r.path_id],
+            tuple((g["x"], g["y"], g["width"], g["height"]) for g in r.regions),
+            tuple(f"{m:g}x" for m in r.magnifications),
+        )
+        for split, rs in rows.items()
+        for r in rs
+    }
+    found = shared_tissue(fields.values())
+    if found.pairs:
+        ids = {s: [r.path_id for r in rs] for s, rs in rows.items()}
+        if ctx.cfg.split.shared_tissue == "error":
+            raise InputError(shared_tissue_error(found, ids))
+        ctx.shared_tissue_note = describe(found, ids)
+        ctx.shared_tissue_test = found.rows_by_split(ids).get("test", 0)
+        print(f"warning: shared tissue: {ctx.shared_tissue_note}", file=sys.stderr)
+    return found.to_dict()
 
 
 def collect_counts(ctx: RebuildContext) -> None:
