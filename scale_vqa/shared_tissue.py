@@ -83,6 +83,18 @@ class SharedTissue:
         }
 
 
+def field_of(
+    path_id: str,
+    split: str,
+    slide: str,
+    regions: Sequence[Mapping[str, int]],
+    magnifications: Sequence[float] = (),
+) -> Field:
+    """A :class:`Field` from a published row's ``regions`` and ``magnifications``."""
+    boxes = tuple((int(g["x"]), int(g["y"]), int(g["width"]), int(g["height"])) for g in regions)
+    return Field(path_id, split, slide, boxes, tuple(f"{m:g}x" for m in magnifications))
+
+
 def overlap_share(a: Sequence[int], b: Sequence[int]) -> float:
     """Overlap of boxes ``a`` and ``b`` (x, y, width, height) as a share of the smaller."""
     w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])

@@ -204,7 +204,7 @@ def shared_tissue_of(source: str | os.PathLike[str]) -> dict[str, Any] | None:
     one slide (:mod:`scale_vqa.shared_tissue`, by ``slide_id`` and ``regions``); None for
     files and for datasets without field boxes."""
     from baselines.evaluate import is_hub_dataset_id, load_folder, load_hub_dataset
-    from scale_vqa.shared_tissue import Field, describe, shared_tissue
+    from scale_vqa.shared_tissue import describe, field_of, shared_tissue
 
     path = Path(source)
     if path.is_dir():
@@ -221,11 +221,11 @@ def shared_tissue_of(source: str | os.PathLike[str]) -> dict[str, Any] | None:
             return None
         rows = ds.select_columns(list(cols)).to_list()
         ids[split] = [r["path_id"] for r in rows]
-        for r in rows:
-            if r["regions"]:
-                boxes = tuple((g["x"], g["y"], g["width"], g["height"]) for g in r["regions"])
-                powers = tuple(f"{m:g}x" for m in r["magnifications"])
-                fields.append(Field(r["path_id"], split, r["slide_id"], boxes, powers))
+        fields += [
+            field_of(r["path_id"], split, r["slide_id"], r["regions"], r["magnifications"])
+            for r in rows
+            if r["regions"]
+        ]
     found = shared_tissue(fields)
     out = found.to_dict() | {"rows": found.rows_by_split(ids)}
     out["note"] = describe(found, ids, "slide_id") if found.pairs else ""

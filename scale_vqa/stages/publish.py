@@ -109,20 +109,17 @@ def check_shared_tissue(ctx: RebuildContext, rows: dict[str, list[Any]]) -> dict
     (:mod:`scale_vqa.shared_tissue`): an InputError, or with ``split.shared_tissue: warn``
     a warning and ``ctx.shared_tissue_note`` for the card. Returns the report."""
     import sys
+    from pathlib import Path
 
     from scale_vqa.extract import read_zoom_paths
-    from scale_vqa.shared_tissue import Field, describe, shared_tissue, shared_tissue_error
+    from scale_vqa.shared_tissue import describe, field_of, shared_tissue, shared_tissue_error
 
-    zoom = read_zoom_paths(ctx.zoom)
-    slide_of = {z["path_id"]: z.get("slide_path") or z["slide_id"] for z in zoom}
+    slide_of = {  # the slide *file*: two slide ids may name one
+        z["path_id"]: str(Path(z["slide_path"]).resolve()) if z.get("slide_path") else z["slide_id"]
+        for z in read_zoom_paths(ctx.zoom)
+    }
     fields = {
-        r.path_id: Field(
-            r.path_id,
-            split,
-            slide_of[r.path_id],
-            tuple((g["x"], g["y"], g["width"], g["height"]) for g in r.regions),
-            tuple(f"{m:g}x" for m in r.magnifications),
-        )
+        r.path_id: field_of(r.path_id, split, slide_of[r.path_id], r.regions, r.magnifications)
         for split, rs in rows.items()
         for r in rs
     }
