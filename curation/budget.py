@@ -33,7 +33,7 @@ without provenance is skipped.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,11 @@ class Profile:
     """What the key constrains, for ``key_coupling``: :func:`coupling_keys` of every
     tested fact, and ``"excl:a|b@scale"`` for each exclusive pair with a feature tested at
     that scale."""
+    given_facts: frozenset[Fact] = frozenset()
+    """Presence facts ``(feature, scale)`` it gives (the exclusive partners of those given
+    present included), for the shared-tissue rule of ``premise_conflicts``."""
+    tested_facts: frozenset[Fact] = frozenset()
+    """Presence facts ``(feature, scale)`` it tests."""
 
     def conflicts(self, other: Profile) -> set[str]:
         """Features one of the two gives and the other tests."""
@@ -124,19 +129,43 @@ def profile_of(
     tested_features = frozenset(feature_of(f) for f in tested)
     couplings = {k for f in tested for k in coupling_keys(f)}
     given_features = {feature_of(f) for f in given}
+    given_facts = {f for f in given if _presence(f)}
     for a, b in exclusive:
         for f in tested:
             if len(f) == 2 and feature_of(f) in (a, b):
                 couplings.add(f"excl:{'|'.join(sorted((a, b)))}@{f[1]}")
         for f in present:  # a given present at a scale gives its partner absent there
             if len(f) == 2 and feature_of(f) in (a, b):
-                given_features.add(b if feature_of(f) == a else a)
+                partner = b if feature_of(f) == a else a
+                given_features.add(partner)
+                given_facts.add((partner, f[1]))
     return Profile(
         frozenset(given_features),
         tested_features,
         frozenset(dx) if dx else None,
         frozenset(couplings),
+        frozenset(given_facts),
+        frozenset(f for f in tested if _presence(f)),
     )
+
+
+def _presence(fact: Fact) -> bool:
+    """Whether ``fact`` is a feature at one scale (not a placement, not the diagnosis)."""
+    return len(fact) == 2 and feature_of(fact) != DX and not str(fact[1]).startswith((IN, WITH))
+
+
+Tissue = Mapping[str, Mapping[str, Sequence[str]]]
+"""Zoom paths sharing tissue: path id -> scale -> the other paths whose field at that scale
+overlaps this path's (on one slide file; from the crops' boxes,
+:func:`scale_vqa.shared_tissue.tissue_map`). A question carries its path's entry as
+``extra["tissue"]``."""
+
+
+def tissue_of(q: Question) -> Mapping[str, Sequence[str]]:
+    """The paths sharing tissue with ``q``'s path, per scale (``extra["tissue"]``; empty
+    when absent)."""
+    t = q.extra.get("tissue") if q.extra else None
+    return t if isinstance(t, Mapping) else {}
 
 
 def question_profile(q: Question, organ: Organ | None = None) -> Profile | None:
@@ -179,8 +208,10 @@ def check_premise_conflicts(
     A feature of a zoom path is compared on its path (``scope="path"``, the default) or on
     its whole patient, else slide (``scope="patient"``, the strict reading: paths of one
     patient share tissue); the diagnosis (``"@dx"``) is a fact of the patient, so it is
-    always compared per patient. One violation per question whose tested features another
-    question gives.
+    always compared per patient. Where fields overlap (``extra["tissue"]``, see
+    :data:`Tissue`), a feature at one scale that a question of one path gives is also never
+    tested at that scale on a path whose field there overlaps: it is the same tissue. One
+    violation per question whose tested features another question gives.
     """
     if scope not in SCOPES:
         raise ValueError(f"scope {scope!r}: use one of {', '.join(SCOPES)}")
@@ -191,10 +222,13 @@ def check_premise_conflicts(
         return f"zoom path {q.path_id!r}"
 
     givers: dict[tuple[str, str], list[Question]] = defaultdict(list)
+    fact_givers: dict[tuple[str, Fact], list[Question]] = defaultdict(list)
     items = _profiles(questions)
     for q, p in items:
         for f in p.given:
             givers[(unit(q, f), f)].append(q)
+        for fact in p.given_facts:
+            fact_givers[(q.path_id, fact)].append(q)
     out = []
     for q, p in items:
         hits = sorted(
@@ -202,6 +236,13 @@ def check_premise_conflicts(
             for f in p.tested
             for g in givers.get((unit(q, f), f), ())
             if g is not q
+        )
+        tissue = tissue_of(q)
+        hits += sorted(
+            (f"zoom path {other!r}, whose {fact[1]} field overlaps {q.path_id!r}'s", fact[0], g.id)
+            for fact in p.tested_facts
+            for other in tissue.get(str(fact[1]), ())
+            for g in fact_givers.get((other, fact), ())
         )
         if hits:
             where, _, gid = hits[0]

@@ -71,6 +71,7 @@ from typing import Any
 
 from curation.annotations import Annotation
 from curation.balance import balance_letters, dedup
+from curation.budget import Tissue
 from curation.errors import ConfigError, ValidationError
 from curation.generation.budget import RULES, BudgetLedger
 from curation.generation.candidates import Families, find_candidates
@@ -115,7 +116,11 @@ class Generator:
         organs_dir: str | Sequence[str] | None = None,
         ratios: Sequence[float] | str = DEFAULT_RATIOS,
         config: GeneratorConfig | None = None,
+        tissue: Tissue | None = None,
     ) -> None:
+        """``tissue``: the paths whose fields overlap (:data:`curation.budget.Tissue`); a
+        feature at a scale one of them gives is then not tested there on another, and each
+        question carries its path's entry as ``extra["tissue"]``."""
         if not annotations:
             raise ConfigError("no annotations to generate from")
         self.annotations = list(annotations)
@@ -150,7 +155,8 @@ class Generator:
         self.stats: dict[str, Any] = {}
         self.rebalanced = 0
         self._pools: dict[str, Pool] = {}
-        self._ledger = Ledger(budget=BudgetLedger(self.config.budget_scope))
+        self.tissue = dict(tissue or {})
+        self._ledger = Ledger(budget=BudgetLedger(self.config.budget_scope, self.tissue))
         self._families = Families()
         self._former = SetFormer(
             self._ledger,
@@ -208,7 +214,7 @@ class Generator:
         out = dedup(out)
         if not self.naive:
             out = self._rebalance(out)
-        out = seeded_order(out, self.seed)
+        out = seeded_order(self._with_tissue(out), self.seed)
         self.questions = out
         self.stats = generation_stats(
             out,
@@ -282,7 +288,15 @@ class Generator:
             single_new = balance_letters(single_new, self.seed + round)
         new = seeded_order([*new, *single_new], self.seed)
         self.questions = seeded_order([*self.questions, *new], self.seed)
-        return new
+        return self._with_tissue(new)
+
+    def _with_tissue(self, questions: list[Question]) -> list[Question]:
+        """Each question with its path's overlapping paths (``extra["tissue"]``), if any."""
+        for q in questions:
+            near = self.tissue.get(q.path_id)
+            if near:
+                q.extra["tissue"] = {s: list(p) for s, p in sorted(near.items())}
+        return questions
 
     # -------------------------------------------------------------- helpers
     def _candidates(self, pool: Pool, pmin: float, exclude: set[str]) -> list:

@@ -406,7 +406,7 @@ def _run_stages(
             [ctx.questions, *([ctx.reword_report] if cfg.reword else [])],
             settings=gen_settings | _when(cfg.reword is not None, {"reword": d["reword"]}),
             files=vocab,
-            upstream=["annotations", "split"],
+            upstream=["annotations", "split", "extract"],
         )
         stage(
             "screen",

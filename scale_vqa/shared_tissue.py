@@ -17,7 +17,7 @@ stops on them unless ``split: {shared_tissue: warn}`` (then the card says so).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,27 +104,58 @@ def overlap_share(a: Sequence[int], b: Sequence[int]) -> float:
     return w * h / min(a[2] * a[3], b[2] * b[3])
 
 
-def shared_tissue(fields: Iterable[Field]) -> SharedTissue:
-    """Pairs of zoom paths of different splits on one slide file whose fields at the same
-    power overlap (any positive area)."""
+Overlap = tuple[Field, Field, list[float]]
+
+
+def _overlaps(fields: Iterable[Field], cross_split: bool) -> Iterator[Overlap]:
+    """Pairs of fields on one slide file (of different splits only, with ``cross_split``)
+    with the overlap share at each power, in path order."""
     by_slide: dict[str, dict[str, Field]] = defaultdict(dict)
     for f in fields:
         by_slide[f.slide][f.path_id] = f
-    out = SharedTissue()
     for slide in sorted(by_slide):
         items = sorted(by_slide[slide].values(), key=lambda f: f.path_id)
-        if len({f.split for f in items}) < 2:
+        if cross_split and len({f.split for f in items}) < 2:
             continue
         for i, a in enumerate(items):
             for b in items[i + 1 :]:
-                if a.split == b.split:
-                    continue
-                shares = [overlap_share(x, y) for x, y in zip(a.boxes, b.boxes, strict=False)]
-                best = max(shares, default=0.0)
-                if best > 0:
-                    out.pairs.append((a.path_id, b.path_id, a.power(shares.index(best)), best))
-                    out.splits[a.path_id], out.splits[b.path_id] = a.split, b.split
+                if not (cross_split and a.split == b.split):
+                    pairs = zip(a.boxes, b.boxes, strict=False)
+                    yield a, b, [overlap_share(x, y) for x, y in pairs]
+
+
+def shared_tissue(fields: Iterable[Field]) -> SharedTissue:
+    """Pairs of zoom paths of different splits on one slide file whose fields at the same
+    power overlap (any positive area)."""
+    out = SharedTissue()
+    for a, b, shares in _overlaps(fields, cross_split=True):
+        best = max(shares, default=0.0)
+        if best > 0:
+            out.pairs.append((a.path_id, b.path_id, a.power(shares.index(best)), best))
+            out.splits[a.path_id], out.splits[b.path_id] = a.split, b.split
     return out
+
+
+def tissue_map(zoom_paths: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """For each zoom path (``zoom_paths.jsonl`` records), the other paths of its slide file
+    whose field at the same power overlaps, per scale name (``low``, ``mid``, ``high``; paths
+    with another number of powers are left out): :data:`curation.budget.Tissue`, for the
+    generator."""
+    from curation.organs import SCALES
+
+    fields = []
+    for z in zoom_paths:
+        crops = sorted(z["crops"], key=lambda c: (-float(c["mpp"]), float(c["magnification"])))
+        if len(crops) == len(SCALES):
+            slide = str(z.get("slide_path") or z["slide_id"])
+            fields.append(field_of(str(z["path_id"]), "", slide, [c["region"] for c in crops]))
+    out: dict[str, dict[str, list[str]]] = {}
+    for a, b, shares in _overlaps(fields, cross_split=False):
+        for scale, share in zip(SCALES, shares, strict=True):
+            if share > 0:
+                out.setdefault(a.path_id, {}).setdefault(scale, []).append(b.path_id)
+                out.setdefault(b.path_id, {}).setdefault(scale, []).append(a.path_id)
+    return {p: {s: sorted(v) for s, v in sorted(m.items())} for p, m in sorted(out.items())}
 
 
 def describe(

@@ -263,6 +263,42 @@ def test_premise_conflicts_plants_a_premise_another_question_tests():
     assert check_all([gives, apart], only=["premise_conflicts"]) == []
 
 
+def test_premise_conflicts_across_paths_whose_fields_overlap():
+    """A premise on one path states what an overlapping field of another path shows at that
+    power: testing it there is a conflict (``extra["tissue"]``), at that power only."""
+    gives = _claimed(
+        "p1", [["horn_cysts", "low", True]], _square_claims(("a", "high"), ("b", "high"))
+    )
+    tests = _claimed("p2", [], _square_claims(("horn_cysts", "low"), ("c", "high")), qid="2")
+    assert check_all([gives, tests], only=["premise_conflicts"]) == []  # fields apart
+    tests.extra["tissue"] = {"low": ["p1"], "mid": ["p1"]}
+    v = check_all([gives, tests], only=["premise_conflicts"])
+    assert [x.question_id for x in v] == [tests.id]
+    assert "zoom path 'p1', whose low field overlaps 'p2'" in v[0].message
+    # the same feature at a power where the fields are apart: another field, no conflict
+    other_power = _claimed("p2", [], _square_claims(("horn_cysts", "high"), ("c", "mid")), qid="3")
+    other_power.extra["tissue"] = {"low": ["p1"]}
+    assert check_all([gives, other_power], only=["premise_conflicts"]) == []
+
+
+def test_the_ledger_keeps_a_premise_off_an_overlapping_field():
+    from curation.annotations import Annotation
+    from curation.budget import question_profile
+    from curation.generation.budget import BudgetLedger
+
+    gives = _claimed(
+        "p1", [["horn_cysts", "low", True]], _square_claims(("a", "high"), ("b", "high"))
+    )
+    tests = _claimed("p2", [], _square_claims(("horn_cysts", "low"), ("c", "high")), qid="2")
+    p1, p2 = (Annotation(path_id=p, slide_id="s", organ="skin") for p in ("p1", "p2"))
+    for tissue, blocked in (({}, None), ({"p2": {"low": ["p1"]}}, "premise_conflicts")):
+        ledger = BudgetLedger("path", tissue)
+        ledger.add("set-1", question_profile(gives), [p1])
+        assert ledger.blocked(p2, question_profile(tests)) == blocked
+        ledger.release("set-1")
+        assert ledger.blocked(p2, question_profile(tests)) is None
+
+
 def test_premise_conflicts_counts_the_exclusive_partner_of_a_given_finding():
     # surface ulceration given at low power: hyperkeratosis (its exclusive partner) is then
     # absent at low power, so another question of the path may not test it

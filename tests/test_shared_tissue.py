@@ -79,6 +79,14 @@ def test_shared_tissue_warn_builds_and_the_card_and_audit_say_so(tmp_path, capsy
     assert " test rows lie on zoom paths whose fields overlap" in limitation
     report = json.loads((work / "build.json").read_text())["shared_tissue"]
     assert report["pairs"] > 0 and report["first_pairs"][0]["overlap"] > 0
+    # the generator was told which paths share tissue: each question carries its path's
+    # overlapping paths, and no premise states what an overlapping field tests
+    from curation.constraints import check_all
+    from curation.records import read_questions
+
+    qs = list(read_questions(work / "screened.jsonl"))
+    assert qs and all(q.extra["tissue"]["low"] for q in qs)
+    assert check_all(qs, only=["premise_conflicts", "key_coupling"]) == []
 
     # the published folder alone (slide_id + regions) shows it to `scale-vqa audit`
     rep = tmp_path / "audit.json"

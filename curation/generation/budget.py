@@ -5,7 +5,8 @@ A candidate path is skipped for a set whose question would break a rule there:
 
 - ``premise_conflicts``: the question gives a feature the path's patient already tests, or
   tests one the patient already gives (feature level, across scales and across the
-  patient's paths, the set's other members included);
+  patient's paths, the set's other members included); with ``tissue``, also a feature at a
+  scale that a path whose field there overlaps already tests or gives;
 - ``diagnosis_narrowing``: the question offers a list of diagnoses other than the one the
   patient's diagnosis questions already offer;
 - ``key_coupling``: the question tests a fact (a feature at one scale, where a feature
@@ -19,7 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from curation.annotations import Annotation
-from curation.budget import Profile
+from curation.budget import Fact, Profile, Tissue
 from curation.options import DX
 
 RULES = ("premise_conflicts", "diagnosis_narrowing", "key_coupling")
@@ -35,11 +36,15 @@ class BudgetLedger:
     ``scope``: where a feature a question gives may not be tested by another, ``"path"``
     (its zoom path) or ``"patient"`` (every path of its patient), as in
     :func:`curation.budget.check_premise_conflicts`; the diagnosis and its option lists are
-    always per patient, key coupling always per path.
+    always per patient, key coupling always per path. ``tissue``: the paths whose fields
+    overlap (:data:`curation.budget.Tissue`), for the shared-tissue rule.
     """
 
-    def __init__(self, scope: str = "patient") -> None:
+    def __init__(self, scope: str = "patient", tissue: Tissue | None = None) -> None:
         self.scope = scope
+        self.tissue = tissue or {}
+        self.facts_given: dict[str, Counter[Fact]] = defaultdict(Counter)
+        self.facts_tested: dict[str, Counter[Fact]] = defaultdict(Counter)
         self.given: dict[str, Counter[str]] = defaultdict(Counter)
         self.tested: dict[str, Counter[str]] = defaultdict(Counter)
         self.path_tested: dict[str, Counter[str]] = defaultdict(Counter)
@@ -50,7 +55,8 @@ class BudgetLedger:
 
     def clear(self) -> None:
         """Forget everything (skip counts too)."""
-        for d in (self.given, self.tested, self.path_tested, self.dx_lists):
+        books = (self.given, self.tested, self.path_tested, self.dx_lists)
+        for d in (*books, self.facts_given, self.facts_tested):
             d.clear()
         self.skips.clear()
         self._sets.clear()
@@ -80,11 +86,28 @@ class BudgetLedger:
         for f in profile.given & profile.tested:
             if any(self.unit(p, f) == self.unit(a, f) for p in pending):
                 return "premise_conflicts"
+        if self._shares_tissue(a, profile):
+            return "premise_conflicts"
         if profile.dx_options is not None:
             lists = self.dx_lists[a.group]
             if any(n > 0 and lst != profile.dx_options for lst, n in lists.items()):
                 return "diagnosis_narrowing"
         return None
+
+    def _shares_tissue(self, a: Annotation, profile: Profile) -> bool:
+        """Whether a path whose field overlaps ``a``'s at a scale gives a fact there that
+        ``profile`` tests, or tests one it gives."""
+        near = self.tissue.get(a.path_id)
+        if not near:
+            return False
+        for facts, book in (
+            (profile.tested_facts, self.facts_given),
+            (profile.given_facts, self.facts_tested),
+        ):
+            for fact in facts:
+                if any(book[p].get(fact, 0) > 0 for p in near.get(str(fact[1]), ())):
+                    return True
+        return False
 
     def add(self, set_id: str, profile: Profile, members: Sequence[Annotation]) -> None:
         """Record a formed set: its question's profile on each member path."""
@@ -108,6 +131,15 @@ class BudgetLedger:
                 counts[f] += step
                 if counts[f] <= 0:
                     del counts[f]
+        if self.tissue:
+            for book, facts in (
+                (self.facts_given, profile.given_facts),
+                (self.facts_tested, profile.tested_facts),
+            ):
+                for fact in facts:
+                    book[a.path_id][fact] += step
+                    if book[a.path_id][fact] <= 0:
+                        del book[a.path_id][fact]
         counts = self.path_tested[a.path_id]
         for f in profile.couplings:
             counts[f] += step

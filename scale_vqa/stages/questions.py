@@ -12,11 +12,18 @@ from scale_vqa.stages.context import RebuildContext, write_json
 
 
 def generator(ctx: RebuildContext, naive: bool | None = None) -> Any:
-    """curation.generate.Generator over the annotations (``naive`` overrides the config's)."""
+    """curation.generate.Generator over the annotations (``naive`` overrides the config's),
+    told which zoom paths share tissue (overlapping fields, from the extract stage)."""
     from curation.generate import Generator, GeneratorConfig
 
     cfg = ctx.cfg
     sp = cfg.split
+    tissue = None
+    if (ctx.zoom / "zoom_paths.jsonl").is_file():
+        from scale_vqa.extract import read_zoom_paths
+        from scale_vqa.shared_tissue import tissue_map
+
+        tissue = tissue_map(read_zoom_paths(ctx.zoom))
     return Generator(
         ctx.read_annotations(),
         seed=cfg.seed,
@@ -27,6 +34,7 @@ def generator(ctx: RebuildContext, naive: bool | None = None) -> Any:
             question_types=tuple(cfg.generation.question_types),
             split_min_chunk=cfg.generation.split_min_chunk,
         ),
+        tissue=tissue,
     )
 
 
