@@ -54,9 +54,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fewest zoom paths of an organ x diagnosis stratum dealt to a split (default "
         f"{DEFAULT_MIN_CHUNK}; 0 deals every stratum to every split)",
     )
+    p.add_argument(
+        "--zoom",
+        type=Path,
+        metavar="DIR",
+        help="the zoom paths of these annotations (`scale-vqa extract` output): paths whose "
+        "fields overlap share tissue in the information budget, as in `scale-vqa build`",
+    )
     p.add_argument("--report", type=Path, metavar="REPORT.json", help="write a JSON report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _tissue(zoom: Path) -> dict[str, dict[str, list[str]]]:
+    """Which paths' fields overlap, from an extraction folder (or its zoom_paths.jsonl)."""
+    from scale_vqa.extract import read_zoom_paths
+    from scale_vqa.shared_tissue import tissue_map
+
+    return tissue_map(read_zoom_paths(zoom))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         organs_dir=dirs,
         ratios=args.split_ratios,
         config=config,
+        tissue=_tissue(args.zoom) if args.zoom else None,
     )
     questions = gen.generate(progress=not args.no_progress and sys.stderr.isatty())
     if not questions:
