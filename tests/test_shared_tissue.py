@@ -87,6 +87,14 @@ def test_shared_tissue_warn_builds_and_the_card_and_audit_say_so(tmp_path, capsy
     qs = list(read_questions(work / "screened.jsonl"))
     assert qs and all(q.extra["tissue"]["low"] for q in qs)
     assert check_all(qs, only=["premise_conflicts", "key_coupling"]) == []
+    # `scale-vqa generate --zoom` is told the same from the extraction folder
+    gen = tmp_path / "gen.jsonl"
+    argv = ["generate", str(work / "annotations.jsonl"), "--out", str(gen), "--no-progress"]
+    argv += ["--split-ratios", "0.34,0.33,0.33", "--split-min-chunk", "4"]
+    assert main([*argv, "--zoom", str(work / "zoom")]) == 0
+    assert all(q.extra["tissue"] for q in read_questions(gen))
+    assert main([*argv, "--zoom", str(tmp_path / "no-such-zoom")]) == 1
+    assert "error: " in capsys.readouterr().err
 
     # the published folder alone (slide_id + regions) shows it to `scale-vqa audit`
     rep = tmp_path / "audit.json"
