@@ -68,6 +68,8 @@ def write_inputs(folder: Path, n_paths: int, size: int, embeddings: bool) -> Pat
         "annotations: annotations.jsonl\n"
         f"size: {size}\n"
         "seed: 0\n"
+        # every path is cropped from the one vendored slide, so splits share tissue
+        "split: {shared_tissue: warn}\n"
         f"screen: {{embeddings: {str(embeddings).lower()}, rounds: 2}}\n"
         "output: dataset\nwork: work\n"
         "card: {name: Scale-VQA benchmark-scale size test}\n"
