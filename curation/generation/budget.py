@@ -105,7 +105,7 @@ class BudgetLedger:
             (profile.given_facts, self.facts_tested),
         ):
             for fact in facts:
-                if any(book[p].get(fact, 0) > 0 for p in near.get(str(fact[1]), ())):
+                if any(book.get(p, {}).get(fact, 0) > 0 for p in near.get(str(fact[1]), ())):
                     return True
         return False
 
