@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from scale_vqa.extract import read_zoom_paths
+from scale_vqa.extract import read_zoom_paths, slide_file
 from scale_vqa.shared_tissue import overlap_share
 
 LETTERS = "ABCDEFGH"
@@ -52,9 +52,7 @@ def attack(build: Path, work: Path, split: str, premises_only: bool = False) -> 
         extra[q["id"]], truth[q["id"]] = q.get("extra") or {}, q["answer"]
     rows = _rows(build)
     # the slide *file* of each path (zoom paths of a build read from one file share tissue)
-    slide = {
-        z["path_id"]: z.get("slide_path") or z["slide_id"] for z in read_zoom_paths(work / "zoom")
-    }
+    slide = {z["path_id"]: slide_file(z) for z in read_zoom_paths(work / "zoom")}
     scales = ("low", "mid", "high")
     stated: dict[tuple[str, str], list[tuple[dict, bool]]] = defaultdict(list)
     for r in rows:

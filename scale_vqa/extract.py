@@ -615,6 +615,18 @@ def padded_note(path: str | os.PathLike[str]) -> str | None:
     )
 
 
+def crops_low_to_high(zoom_path: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The crops of a ``zoom_paths.jsonl`` record, lowest power first (coarsest mpp)."""
+    return sorted(zoom_path["crops"], key=lambda c: (-float(c["mpp"]), float(c["magnification"])))
+
+
+def slide_file(zoom_path: Mapping[str, Any]) -> str:
+    """The slide file a ``zoom_paths.jsonl`` record was read from (resolved; its
+    ``slide_id`` when it has none): two slide ids may name one file."""
+    path = zoom_path.get("slide_path")
+    return str(Path(path).resolve()) if path else str(zoom_path["slide_id"])
+
+
 def read_zoom_paths(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a ``zoom_paths.jsonl`` (a file, or the folder holding one), checking fields."""
     path = Path(path)

@@ -142,13 +142,14 @@ def tissue_map(zoom_paths: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, l
     with another number of powers are left out): :data:`curation.budget.Tissue`, for the
     generator."""
     from curation.organs import SCALES
+    from scale_vqa.extract import crops_low_to_high, slide_file
 
     fields = []
     for z in zoom_paths:
-        crops = sorted(z["crops"], key=lambda c: (-float(c["mpp"]), float(c["magnification"])))
+        crops = crops_low_to_high(z)
         if len(crops) == len(SCALES):
-            slide = str(z.get("slide_path") or z["slide_id"])
-            fields.append(field_of(str(z["path_id"]), "", slide, [c["region"] for c in crops]))
+            regions = [c["region"] for c in crops]
+            fields.append(field_of(str(z["path_id"]), "", slide_file(z), regions))
     out: dict[str, dict[str, list[str]]] = {}
     for a, b, shares in _overlaps(fields, cross_split=False):
         for scale, share in zip(SCALES, shares, strict=True):

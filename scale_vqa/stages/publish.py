@@ -3,6 +3,7 @@ with 'review:' in build.yaml) -> Parquet shards + card; and the counts for the c
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -18,13 +19,16 @@ from scale_vqa.stages.context import (
 )
 
 
-def rows_by_split(ctx: RebuildContext) -> dict[str, list[Any]]:
-    """Each screened question joined with its zoom path's crops, low -> high power."""
+def rows_by_split(
+    ctx: RebuildContext, zoom: Sequence[Mapping[str, Any]] | None = None
+) -> dict[str, list[Any]]:
+    """Each screened question joined with its zoom path's crops, low -> high power
+    (``zoom``: the ``zoom_paths.jsonl`` records, read from the work folder when None)."""
     from curation.records import SPLITS, read_questions
-    from scale_vqa.extract import read_zoom_paths
+    from scale_vqa.extract import crops_low_to_high, read_zoom_paths
     from scale_vqa.schema import REGION_KEYS, Row
 
-    paths = {z["path_id"]: z for z in read_zoom_paths(ctx.zoom)}
+    paths = {z["path_id"]: z for z in (read_zoom_paths(ctx.zoom) if zoom is None else zoom)}
     out: dict[str, list[Any]] = {}
     qs = reviewed(ctx, list(read_questions(ctx.screened)))
     for q in tqdm(qs, desc="rows", unit="row", disable=ctx.quiet, leave=False):
@@ -39,7 +43,7 @@ def rows_by_split(ctx: RebuildContext) -> dict[str, list[Any]]:
                 f"{ctx.screened}: question {q.id} has split {q.split!r}; the generate "
                 "stage must assign train/validation/test"
             )
-        crops = sorted(z["crops"], key=lambda c: (-float(c["mpp"]), float(c["magnification"])))
+        crops = crops_low_to_high(z)
         row = Row.from_question(
             q,
             images=[str(ctx.zoom / c["image"]) for c in crops],
@@ -66,11 +70,13 @@ def reviewed(ctx: RebuildContext, qs: list[Any]) -> list[Any]:
 def stage_build(ctx: RebuildContext) -> None:
     """Rows -> Parquet shards with embedded images + README card (atomic folder swap)."""
     from scale_vqa.build import write_dataset
+    from scale_vqa.extract import read_zoom_paths
 
     cfg = ctx.cfg
-    rows = rows_by_split(ctx)
+    zoom = read_zoom_paths(ctx.zoom)
+    rows = rows_by_split(ctx, zoom)
     ctx.empty_note = empty_splits_note(ctx, {s: len(r) for s, r in rows.items()})
-    tissue = check_shared_tissue(ctx, rows)
+    tissue = check_shared_tissue(ctx, rows, zoom)
     hidden = ["test"] if cfg.hidden_test and "test" in rows else []
     if hidden:
         from baselines.answer_key import withhold, write_key
@@ -104,20 +110,19 @@ def stage_build(ctx: RebuildContext) -> None:
     )
 
 
-def check_shared_tissue(ctx: RebuildContext, rows: dict[str, list[Any]]) -> dict[str, Any]:
+def check_shared_tissue(
+    ctx: RebuildContext, rows: dict[str, list[Any]], zoom: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
     """Rows of different splits on overlapping fields of one slide file
-    (:mod:`scale_vqa.shared_tissue`): an InputError, or with ``split.shared_tissue: warn``
-    a warning and ``ctx.shared_tissue_note`` for the card. Returns the report."""
+    (:mod:`scale_vqa.shared_tissue`; ``zoom``: the ``zoom_paths.jsonl`` records): an
+    InputError, or with ``split.shared_tissue: warn`` a warning and
+    ``ctx.shared_tissue_note`` for the card. Returns the report."""
     import sys
-    from pathlib import Path
 
-    from scale_vqa.extract import read_zoom_paths
+    from scale_vqa.extract import slide_file
     from scale_vqa.shared_tissue import describe, field_of, shared_tissue, shared_tissue_error
 
-    slide_of = {  # the slide *file*: two slide ids may name one
-        z["path_id"]: str(Path(z["slide_path"]).resolve()) if z.get("slide_path") else z["slide_id"]
-        for z in read_zoom_paths(ctx.zoom)
-    }
+    slide_of = {z["path_id"]: slide_file(z) for z in zoom}
     fields = {
         r.path_id: field_of(r.path_id, split, slide_of[r.path_id], r.regions, r.magnifications)
         for split, rs in rows.items()

@@ -15,15 +15,13 @@ def generator(ctx: RebuildContext, naive: bool | None = None) -> Any:
     """curation.generate.Generator over the annotations (``naive`` overrides the config's),
     told which zoom paths share tissue (overlapping fields, from the extract stage)."""
     from curation.generate import Generator, GeneratorConfig
+    from scale_vqa.extract import ZOOM_PATHS, read_zoom_paths
+    from scale_vqa.shared_tissue import tissue_map
 
     cfg = ctx.cfg
     sp = cfg.split
-    tissue = None
-    if (ctx.zoom / "zoom_paths.jsonl").is_file():
-        from scale_vqa.extract import read_zoom_paths
-        from scale_vqa.shared_tissue import tissue_map
-
-        tissue = tissue_map(read_zoom_paths(ctx.zoom))
+    has_zoom = (ctx.zoom / ZOOM_PATHS).is_file()
+    tissue = tissue_map(read_zoom_paths(ctx.zoom)) if has_zoom else None
     return Generator(
         ctx.read_annotations(),
         seed=cfg.seed,
